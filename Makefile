@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Local runs default to DEBUG with sign-up open; a .env or the environment can override both.
+RUN_ENV := DEBUG=$${DEBUG:-1} SIGNUP_ENABLED=$${SIGNUP_ENABLED:-1}
+PG_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp
+REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test test-fast install migrate simulator clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(RUN_ENV) $(PY) manage.py migrate --noinput
+
+run: migrate
+	$(RUN_ENV) $(PY) manage.py bootstrap_admin
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(RUN_ENV) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) voiceapp.asgi:application
+
+# A standalone simulator, for pointing AZURE_OPENAI_ENDPOINT at by hand.
+simulator: install
+	$(RUN_ENV) $(PY) manage.py realtime_simulator --port 8765
+
+# The whole suite on PostgreSQL and Redis (browser test included), then again on the SQLite and
+# in-memory defaults without the browser test.
+test: install
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q
+	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q -m "not browser"
+
+test-fast: install
+	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q -m "not browser" -x
+
+clean:
+	rm -rf $(VENV) staticfiles .pytest_cache

@@ -1,0 +1,13 @@
+"""App configuration for conversations."""
+from django.apps import AppConfig
+
+
+class ConversationsConfig(AppConfig):
+    """Spoken conversations with realtime models: relay, persistence, history."""
+
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "conversations"
+
+    def ready(self) -> None:
+        """Register system checks."""
+        from . import checks  # noqa: F401

@@ -1,0 +1,363 @@
+"""Translation between the app's session settings, the two upstream dialects and the browser protocol.
+
+No Django imports. The browser never sends upstream events: it sends the small messages parsed by
+`parse_browser_message`, and the server builds every upstream event here.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from .client import GA, PREVIEW
+
+SAMPLE_RATE = 24_000
+BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # PCM16 mono: 48 bytes per millisecond
+MAX_AUDIO_FRAME_BYTES = SAMPLE_RATE * 2  # one second
+MAX_TEXT_CHARS = 4000
+MAX_ITEM_ID_CHARS = 128
+
+
+# --- Session configuration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TurnDetection:
+    """How the service decides that the user has finished a turn."""
+
+    type: Literal["server_vad", "semantic_vad"] = "server_vad"
+    threshold: float = 0.5
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 500
+    eagerness: Literal["low", "medium", "high", "auto"] = "auto"
+    create_response: bool = True
+    interrupt_response: bool = True
+
+    def render(self) -> dict[str, Any]:
+        """Return the turn_detection object, which has the same shape in both dialects."""
+        if self.type == "semantic_vad":
+            return {
+                "type": "semantic_vad",
+                "eagerness": self.eagerness,
+                "create_response": self.create_response,
+                "interrupt_response": self.interrupt_response,
+            }
+        return {
+            "type": "server_vad",
+            "threshold": self.threshold,
+            "prefix_padding_ms": self.prefix_padding_ms,
+            "silence_duration_ms": self.silence_duration_ms,
+            "create_response": self.create_response,
+            "interrupt_response": self.interrupt_response,
+        }
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The session settings the server enforces on every upstream session."""
+
+    instructions: str = ""
+    voice: str = "alloy"
+    # None means push-to-talk: the client commits the buffer and asks for a response itself.
+    turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
+    transcription_model: str = "whisper-1"
+    transcription_language: str = ""
+    noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
+    temperature: float = 0.8  # preview only: GA has no temperature
+    speed: float = 1.0  # GA only
+    max_output_tokens: int | None = None  # None: "inf"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return a JSON-safe dict, as stored with the conversation."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionConfig:
+        """Rebuild a config stored with `as_dict`."""
+        data = dict(data)
+        td = data.pop("turn_detection", None)
+        return cls(turn_detection=TurnDetection(**td) if td else None, **data)
+
+
+def _transcription(config: SessionConfig) -> dict[str, Any]:
+    transcription: dict[str, Any] = {"model": config.transcription_model}
+    if config.transcription_language:
+        transcription["language"] = config.transcription_language
+    return transcription
+
+
+def session_update(config: SessionConfig, dialect: str) -> dict[str, Any]:
+    """Render the config as a `session.update` event in the given dialect."""
+    turn_detection = config.turn_detection.render() if config.turn_detection else None
+    noise = {"type": config.noise_reduction} if config.noise_reduction else None
+    max_tokens: int | str = config.max_output_tokens if config.max_output_tokens else "inf"
+    if dialect == PREVIEW:
+        return {
+            "type": "session.update",
+            "session": {
+                "modalities": ["text", "audio"],
+                "instructions": config.instructions,
+                "voice": config.voice,
+                "input_audio_format": "pcm16",
+                "output_audio_format": "pcm16",
+                "input_audio_transcription": _transcription(config),
+                "input_audio_noise_reduction": noise,
+                "turn_detection": turn_detection,
+                "temperature": config.temperature,
+                "max_response_output_tokens": max_tokens,
+            },
+        }
+    if dialect != GA:
+        raise ValueError(f"Unknown dialect {dialect!r}")
+    pcm = {"type": "audio/pcm", "rate": SAMPLE_RATE}
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "output_modalities": ["audio"],
+            "instructions": config.instructions,
+            "audio": {
+                "input": {
+                    "format": pcm,
+                    "transcription": _transcription(config),
+                    "noise_reduction": noise,
+                    "turn_detection": turn_detection,
+                },
+                "output": {"format": pcm, "voice": config.voice, "speed": config.speed},
+            },
+            "max_output_tokens": max_tokens,
+        },
+    }
+
+
+# --- Client events built by the server ------------------------------------------------------------
+
+
+def user_text_item(text: str) -> dict[str, Any]:
+    """A typed user message, identical in both dialects."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]},
+    }
+
+
+def assistant_text_item(text: str, dialect: str) -> dict[str, Any]:
+    """An earlier assistant turn re-injected as history (neither dialect accepts audio here)."""
+    content_type = "output_text" if dialect == GA else "text"
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "assistant", "content": [{"type": content_type, "text": text}]},
+    }
+
+
+def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:
+    """Cut the server's copy of an assistant item at what the user actually heard."""
+    return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
+
+
+RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
+RESPONSE_CANCEL: dict[str, Any] = {"type": "response.cancel"}
+INPUT_COMMIT: dict[str, Any] = {"type": "input_audio_buffer.commit"}
+INPUT_CLEAR: dict[str, Any] = {"type": "input_audio_buffer.clear"}
+
+
+# --- Upstream events → browser messages --------------------------------------------------------
+
+# Errors the browser should not see: the first is benign after server VAD consumed the buffer.
+QUIET_ERROR_CODES = frozenset({"input_audio_buffer_commit_empty", "response_cancel_not_active"})
+
+_AUDIO_DELTA = frozenset({"response.audio.delta", "response.output_audio.delta"})
+_AUDIO_DONE = frozenset({"response.audio.done", "response.output_audio.done"})
+_TRANSCRIPT_DELTA = frozenset(
+    {
+        "response.audio_transcript.delta",
+        "response.output_audio_transcript.delta",
+        "response.text.delta",
+        "response.output_text.delta",
+    }
+)
+_TRANSCRIPT_DONE = {
+    "response.audio_transcript.done": "transcript",
+    "response.output_audio_transcript.done": "transcript",
+    "response.text.done": "text",
+    "response.output_text.done": "text",
+}
+_ITEM_CREATED = frozenset({"conversation.item.created", "conversation.item.added"})
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token usage of one response, flattened from either dialect's `response.usage`."""
+
+    input_text_tokens: int = 0
+    input_audio_tokens: int = 0
+    input_cached_tokens: int = 0
+    output_text_tokens: int = 0
+    output_audio_tokens: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+    @classmethod
+    def from_event(cls, usage: dict[str, Any] | None) -> Usage:
+        """Read a `response.usage` object, tolerating missing details."""
+        if not usage:
+            return cls()
+        inp = usage.get("input_token_details") or {}
+        out = usage.get("output_token_details") or {}
+        return cls(
+            input_text_tokens=int(inp.get("text_tokens") or 0),
+            input_audio_tokens=int(inp.get("audio_tokens") or 0),
+            input_cached_tokens=int(inp.get("cached_tokens") or 0),
+            output_text_tokens=int(out.get("text_tokens") or 0),
+            output_audio_tokens=int(out.get("audio_tokens") or 0),
+            input_tokens=int(usage.get("input_tokens") or 0),
+            output_tokens=int(usage.get("output_tokens") or 0),
+            total_tokens=int(usage.get("total_tokens") or 0),
+        )
+
+
+def _message_text(item: dict[str, Any]) -> str:
+    """Return the text of an item's text content parts (typed messages, re-injected history)."""
+    parts = item.get("content") or []
+    return "".join(
+        p.get("text") or p.get("transcript") or ""
+        for p in parts
+        if p.get("type") in {"input_text", "text", "output_text"}
+    )
+
+
+def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | None]:
+    """Translate one upstream event of either dialect into (browser-protocol message, audio bytes).
+
+    Returns (None, None) for events the browser has no use for. Audio deltas come back as raw PCM
+    with a small `audio` message the consumer uses for bookkeeping and does not forward as JSON.
+    """
+    kind = event.get("type", "")
+    if kind in _AUDIO_DELTA:
+        return {"type": "audio", "item_id": event.get("item_id", "")}, base64.b64decode(event.get("delta", ""))
+    if kind in _TRANSCRIPT_DELTA:
+        return {"type": "transcript", "role": "assistant", "item_id": event.get("item_id", ""), "delta": event.get("delta", "")}, None
+    if kind in _TRANSCRIPT_DONE:
+        text = event.get(_TRANSCRIPT_DONE[kind]) or ""
+        return {"type": "transcript_done", "role": "assistant", "item_id": event.get("item_id", ""), "text": text}, None
+    if kind in _AUDIO_DONE:
+        return {"type": "audio_done", "item_id": event.get("item_id", "")}, None
+    if kind == "conversation.item.input_audio_transcription.delta":
+        return {"type": "transcript", "role": "user", "item_id": event.get("item_id", ""), "delta": event.get("delta", "")}, None
+    if kind == "conversation.item.input_audio_transcription.completed":
+        return {"type": "transcript_done", "role": "user", "item_id": event.get("item_id", ""), "text": event.get("transcript") or ""}, None
+    if kind == "conversation.item.input_audio_transcription.failed":
+        error = event.get("error") or {}
+        return {
+            "type": "transcription_failed",
+            "item_id": event.get("item_id", ""),
+            "message": error.get("message") or "The transcription of what you said failed.",
+        }, None
+    if kind == "input_audio_buffer.speech_started":
+        return {"type": "speech_started", "audio_start_ms": event.get("audio_start_ms", 0), "item_id": event.get("item_id", "")}, None
+    if kind == "input_audio_buffer.speech_stopped":
+        return {"type": "speech_stopped", "audio_end_ms": event.get("audio_end_ms", 0), "item_id": event.get("item_id", "")}, None
+    if kind in _ITEM_CREATED:
+        item = event.get("item") or {}
+        if item.get("type") != "message" or item.get("role") not in {"user", "assistant"}:
+            return None, None
+        return {
+            "type": f"{item['role']}_item",
+            "item_id": item.get("id", ""),
+            "previous_item_id": event.get("previous_item_id") or "",
+            "text": _message_text(item),
+        }, None
+    if kind == "response.output_item.added":
+        item = event.get("item") or {}
+        if item.get("type") != "message":
+            return None, None
+        return {"type": "assistant_item", "item_id": item.get("id", ""), "response_id": event.get("response_id", ""), "text": ""}, None
+    if kind == "response.created":
+        return {"type": "response_created", "response_id": (event.get("response") or {}).get("id", "")}, None
+    if kind == "response.done":
+        response = event.get("response") or {}
+        return {
+            "type": "response_done",
+            "response_id": response.get("id", ""),
+            "status": response.get("status", "completed"),
+            "usage": Usage.from_event(response.get("usage")),
+        }, None
+    if kind == "conversation.item.truncated":
+        return {"type": "truncated", "item_id": event.get("item_id", ""), "audio_end_ms": event.get("audio_end_ms", 0)}, None
+    if kind in {"session.created", "session.updated"}:
+        session = event.get("session") or {}
+        return {"type": kind.replace(".", "_"), "session_id": session.get("id", ""), "model": session.get("model", ""),
+                "expires_at": session.get("expires_at")}, None
+    if kind == "error":
+        error = event.get("error") or {}
+        return {"type": "upstream_error", "code": error.get("code") or error.get("type") or "error",
+                "message": error.get("message") or "", "param": error.get("param")}, None
+    return None, None
+
+
+# --- Browser messages (the allowlist) -----------------------------------------------------------
+
+
+class BrowserMessageError(ValueError):
+    """A browser message was malformed or not allowed; the text is safe to show the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class BrowserCommand:
+    """A validated browser control message."""
+
+    type: Literal["truncate", "text", "commit", "cancel", "ping"]
+    item_id: str = ""
+    audio_end_ms: int = 0
+    text: str = ""
+    t: float | int | None = None
+
+
+def parse_browser_message(raw: str) -> BrowserCommand:
+    """Parse and validate a text frame from the browser against the allowlist."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise BrowserMessageError("invalid_json", "The message was not valid JSON.") from None
+    if not isinstance(data, dict):
+        raise BrowserMessageError("invalid_message", "A message must be a JSON object.")
+    kind = data.get("type")
+    if kind == "truncate":
+        item_id, end = data.get("item_id"), data.get("audio_end_ms")
+        if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ITEM_ID_CHARS:
+            raise BrowserMessageError("invalid_item_id", "A truncate message needs the item_id of the playing reply.")
+        if isinstance(end, bool) or not isinstance(end, (int, float)) or end < 0:
+            raise BrowserMessageError("invalid_audio_end_ms", "audio_end_ms must be a number of milliseconds, 0 or more.")
+        return BrowserCommand("truncate", item_id=item_id, audio_end_ms=int(end))
+    if kind == "text":
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise BrowserMessageError("empty_text", "Type something before sending.")
+        if len(text) > MAX_TEXT_CHARS:
+            raise BrowserMessageError("text_too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
+        return BrowserCommand("text", text=text.strip())
+    if kind in {"commit", "cancel"}:
+        return BrowserCommand(kind)
+    if kind == "ping":
+        t = data.get("t")
+        return BrowserCommand("ping", t=t if isinstance(t, (int, float)) and not isinstance(t, bool) else None)
+    raise BrowserMessageError("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
+
+
+def check_audio_frame(frame: bytes) -> None:
+    """Refuse audio frames that cannot be PCM16 or are unreasonably large."""
+    if len(frame) % 2:
+        raise BrowserMessageError("invalid_audio", "Audio frames must be 16-bit PCM (an even number of bytes).")
+    if len(frame) > MAX_AUDIO_FRAME_BYTES:
+        raise BrowserMessageError("audio_frame_too_large", "Audio frames must be at most one second long.")
+
+
+def dumps(message: dict[str, Any]) -> str:
+    """Serialise a browser message compactly."""
+    return json.dumps(message, separators=(",", ":"))

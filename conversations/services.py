@@ -1,0 +1,119 @@
+"""Writes: every change to conversations, turns and usage goes through these functions."""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import Conversation, Turn, Usage
+from .realtime.protocol import Usage as UsageCounts
+
+logger = logging.getLogger(__name__)
+
+TITLE_CHARS = 80
+
+RecordOp = tuple[Callable[..., Any], dict[str, Any]]
+
+
+def conversation_start(
+    *, user: AbstractBaseUser, provider: str, deployment: str, dialect: str, settings: dict[str, Any]
+) -> Conversation:
+    """Create the record of a new conversation as its socket opens."""
+    return Conversation.objects.create(
+        user=user, provider=provider, deployment=deployment, dialect=dialect, settings=settings
+    )
+
+
+def conversation_set_session(*, conversation_id: Any, upstream_session_id: str, model: str = "") -> None:
+    """Remember the upstream session id (the latest one, when a session was replaced)."""
+    Conversation.objects.filter(pk=conversation_id).update(upstream_session_id=upstream_session_id[:100])
+
+
+def conversation_end(*, conversation_id: Any, failed: bool = False, error: str = "") -> None:
+    """Mark a conversation as over, keeping the first error that ended it."""
+    status = Conversation.Status.FAILED if failed else Conversation.Status.ENDED
+    Conversation.objects.filter(pk=conversation_id, ended_at__isnull=True).update(
+        status=status, ended_at=timezone.now(), error=error[:2000]
+    )
+
+
+def turn_add(
+    *, conversation_id: Any, item_id: str, role: str, position: int, response_id: str = "", text: str = ""
+) -> None:
+    """Record that an item took its place in the conversation; repeating it changes nothing."""
+    Turn.objects.get_or_create(
+        conversation_id=conversation_id,
+        item_id=item_id,
+        defaults={"role": role, "position": position, "response_id": response_id, "text": text},
+    )
+    if text and role == Turn.Role.USER:
+        _title_from(conversation_id, text)
+
+
+def turn_set_text(*, conversation_id: Any, item_id: str, text: str) -> None:
+    """Store the final transcript (or typed text) of an item."""
+    updated = Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(text=text)
+    if not updated:
+        logger.warning("Transcript for unknown item %s in conversation %s", item_id, conversation_id)
+        return
+    role = Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).values_list("role", flat=True)[0]
+    if role == Turn.Role.USER and text:
+        _title_from(conversation_id, text)
+
+
+def turn_set_audio(*, conversation_id: Any, item_id: str, audio_ms: int, interrupted: bool = False) -> None:
+    """Store how much audio an item had, and whether the user cut it short."""
+    changes: dict[str, Any] = {"audio_ms": max(0, int(audio_ms))}
+    if interrupted:
+        changes["interrupted"] = True
+    Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(**changes)
+
+
+def usage_record(*, conversation_id: Any, response_id: str, model: str, status: str, usage: UsageCounts) -> None:
+    """Store the token usage of one response; a repeated response id is ignored."""
+    try:
+        with transaction.atomic():
+            Usage.objects.create(
+                conversation_id=conversation_id,
+                response_id=response_id,
+                model=model[:100],
+                status=status[:16],
+                input_text_tokens=usage.input_text_tokens,
+                input_audio_tokens=usage.input_audio_tokens,
+                input_cached_tokens=usage.input_cached_tokens,
+                output_text_tokens=usage.output_text_tokens,
+                output_audio_tokens=usage.output_audio_tokens,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                total_tokens=usage.total_tokens,
+            )
+    except IntegrityError:
+        logger.info("Usage for response %s was already recorded", response_id)
+
+
+def conversation_record(*, ops: Sequence[RecordOp]) -> None:
+    """Apply a batch of queued writes in one transaction, falling back to one by one so none is lost."""
+    try:
+        with transaction.atomic():
+            for func, kwargs in ops:
+                func(**kwargs)
+        return
+    except Exception:  # noqa: BLE001 - one bad write must not cost the rest of the batch
+        logger.exception("A batch of %d conversation writes failed; retrying them one by one", len(ops))
+    for func, kwargs in ops:
+        try:
+            with transaction.atomic():
+                func(**kwargs)
+        except Exception:  # noqa: BLE001
+            logger.exception("Conversation write %s(%r) failed", func.__name__, kwargs)
+
+
+def _title_from(conversation_id: Any, text: str) -> None:
+    """Title an untitled conversation after the first thing the user said."""
+    title = " ".join(text.split())[:TITLE_CHARS]
+    Conversation.objects.filter(pk=conversation_id, title="").update(title=title)
+

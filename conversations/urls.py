@@ -1,0 +1,10 @@
+"""URL routes of the conversations app."""
+from django.urls import path
+
+from . import views
+
+app_name = "conversations"
+
+urlpatterns = [
+    path("", views.talk, name="talk"),
+]

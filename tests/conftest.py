@@ -1,0 +1,53 @@
+"""Shared fixtures: a running realtime simulator, logged-in users and their session cookies."""
+from __future__ import annotations
+
+import pytest
+import pytest_asyncio
+
+
+@pytest_asyncio.fixture
+async def simulator():
+    """A strict realtime simulator on a loopback port, streaming as fast as it can."""
+    from conversations.realtime.simulator import RealtimeSimulator
+
+    sim = RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False)
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def use_simulator(settings, simulator):
+    """Point the app at the test simulator as if it were an Azure endpoint (GA dialect)."""
+    settings.REALTIME_SIMULATED = False
+    settings.AZURE_OPENAI_ENDPOINT = simulator.url
+    settings.AZURE_OPENAI_API_KEY = "sim-key"
+    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
+    settings.AZURE_OPENAI_API_VERSION = ""
+    settings.OPENAI_API_KEY = ""
+    settings.REALTIME_CONNECT_TIMEOUT = 5.0
+    return simulator
+
+
+@pytest.fixture
+def user(django_user_model):
+    """A regular user."""
+    return django_user_model.objects.create_user(username="ada", password="correct horse battery")
+
+
+def session_cookie_for(user) -> bytes:
+    """Log the user in with the test client and return the Cookie header value for a socket."""
+    from django.conf import settings
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)
+    return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
+
+
+@pytest.fixture
+def cookie(user) -> bytes:
+    """The session cookie of the logged-in `user`."""
+    return session_cookie_for(user)

@@ -1,0 +1,6 @@
+"""Test settings: the real settings, with a throwaway secret key so no environment is needed."""
+import os
+
+os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+
+from voiceapp.settings import *  # noqa: E402,F403

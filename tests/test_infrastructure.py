@@ -1,0 +1,37 @@
+"""The configured database, channel layer and cache work: PostgreSQL and Redis in CI, SQLite and memory by default."""
+import pytest
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import caches
+from django.db import connection
+
+
+def test_the_channel_layer_matches_redis_url_and_delivers_messages():
+    import asyncio
+
+    layer = get_channel_layer()
+    expected = "RedisChannelLayer" if settings.REDIS_URL else "InMemoryChannelLayer"
+    assert type(layer).__name__ == expected
+
+    async def round_trip():
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "hello", "n": 1})
+        return await asyncio.wait_for(layer.receive(channel), 5)
+
+    assert asyncio.run(round_trip()) == {"type": "hello", "n": 1}
+
+
+def test_the_cache_matches_redis_url_and_counts_atomically():
+    expected = "RedisCache" if settings.REDIS_URL else "LocMemCache"
+    cache = caches["default"]
+    assert type(cache).__name__ == expected
+    cache.set("infra-counter", 0, 30)
+    assert cache.incr("infra-counter") == 1
+    assert cache.incr("infra-counter", 5) == 6
+    cache.delete("infra-counter")
+
+
+@pytest.mark.django_db
+def test_the_database_matches_database_url():
+    vendor = "postgresql" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
+    assert connection.vendor == vendor

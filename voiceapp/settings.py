@@ -1,0 +1,170 @@
+"""Django settings for voiceapp, read from the environment (and a `.env` file when present)."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+# A local .env is a convenience for development; real deployments set the environment.
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG: bool = env.bool("DEBUG", default=False)
+
+SECRET_KEY: str = env.str("SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+    SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+
+ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    # daphne first: it replaces runserver with an ASGI server that speaks WebSockets.
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "conversations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "voiceapp.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "conversations.context_processors.realtime",
+            ],
+        },
+    },
+]
+
+WSGI_APPLICATION = "voiceapp.wsgi.application"
+ASGI_APPLICATION = "voiceapp.asgi.application"
+
+DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Channels consumers hop between threads; persistent connections would outlive their threads.
+DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL: str = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL]},
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="voiceapp"),
+        }
+    }
+else:
+    # Without Redis everything lives in one process: fine for a laptop, wrong for several workers.
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "conversations:talk"
+LOGOUT_REDIRECT_URL = "login"
+SIGNUP_ENABLED: bool = env.bool("SIGNUP_ENABLED", default=False)
+
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# Serve static files from the finders in development so no collectstatic step is needed.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+
+# --- Realtime upstream -------------------------------------------------------------------------
+
+AZURE_OPENAI_ENDPOINT: str = env.str("AZURE_OPENAI_ENDPOINT", default="")
+AZURE_OPENAI_API_KEY: str = env.str("AZURE_OPENAI_API_KEY", default="")
+AZURE_OPENAI_DEPLOYMENT: str = env.str("AZURE_OPENAI_DEPLOYMENT", default="gpt-realtime")
+# Unset: the GA /openai/v1/realtime path. Set: the legacy preview path and dialect.
+AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="")
+OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
+OPENAI_REALTIME_MODEL: str = env.str("OPENAI_REALTIME_MODEL", default="gpt-realtime")
+OPENAI_BASE_URL: str = env.str("OPENAI_BASE_URL", default="https://api.openai.com/")
+REALTIME_CONNECT_TIMEOUT: float = env.float("REALTIME_CONNECT_TIMEOUT", default=10.0)
+
+if AZURE_OPENAI_ENDPOINT:
+    _endpoint = urlsplit(AZURE_OPENAI_ENDPOINT)
+    if _endpoint.scheme not in {"http", "https", "ws", "wss"} or not _endpoint.netloc:
+        raise ImproperlyConfigured(
+            "AZURE_OPENAI_ENDPOINT must look like https://RESOURCE.openai.azure.com/ "
+            f"(got {AZURE_OPENAI_ENDPOINT!r})."
+        )
+
+# With no endpoint and no OpenAI key the app serves the built-in simulator, in process.
+REALTIME_SIMULATED: bool = not AZURE_OPENAI_ENDPOINT and not OPENAI_API_KEY
+
+# Session configuration the server enforces on every upstream session.
+REALTIME_VOICE: str = env.str("REALTIME_VOICE", default="alloy")
+REALTIME_INSTRUCTIONS: str = env.str(
+    "REALTIME_INSTRUCTIONS",
+    default="You are a friendly voice assistant. Keep answers short and conversational.",
+)
+REALTIME_TRANSCRIPTION_MODEL: str = env.str("REALTIME_TRANSCRIPTION_MODEL", default="whisper-1")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
