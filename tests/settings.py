@@ -4,3 +4,7 @@ import os
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
 
 from voiceapp.settings import *  # noqa: E402,F403
+
+# Serve static files from the source folders, as in development, so no collectstatic is needed.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

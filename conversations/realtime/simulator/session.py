@@ -1,0 +1,809 @@
+"""One simulated realtime session: conversation items, the input buffer, VAD turns and responses."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.exceptions import ConnectionClosed
+
+from ..schema import SchemaError, validate_client_event
+from . import dialects
+from .dialects import GA, PREVIEW
+from .ids import new_id
+from .speech import synthesize
+from .vad import EnergyVad
+
+logger = logging.getLogger(__name__)
+
+BYTES_PER_MS = 48  # PCM16 mono 24 kHz
+MIN_COMMIT_MS = 100
+SPEED_UP = 1.5  # paced responses stream this much faster than real time, like the service
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The simulator knobs that shape a session's behaviour."""
+
+    delta_ms: int = 200
+    realtime_pacing: bool = True
+    response_delay_s: float = 0.0
+    transcription_delay_s: float = 0.15
+
+
+@dataclass
+class Item:
+    """A conversation item as the simulator bills and answers it."""
+
+    id: str
+    role: str
+    kind: str  # "audio" or "text"
+    payload: dict[str, Any]
+    text: str = ""
+    audio_ms: int = 0
+    truncated_ms: int | None = None
+
+    @property
+    def heard_ms(self) -> int:
+        """Audio that counts as context: what was left after a truncation."""
+        return self.audio_ms if self.truncated_ms is None else self.truncated_ms
+
+
+@dataclass
+class Run:
+    """One response being generated."""
+
+    id: str
+    override: dict[str, Any]
+    task: asyncio.Task[None] | None = None
+    cancel_reason: str | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ClientError(Exception):
+    """A request the service refuses with an `error` event, leaving the session open."""
+
+    def __init__(self, code: str | None, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.code, self.message, self.param = code, message, param
+
+
+class SimulatedSession:
+    """Per-connection state machine, fed client events by the server and answering through `send`."""
+
+    def __init__(
+        self, *, dialect: str, model: str, send: Send, options: Options, expires_at: int
+    ) -> None:
+        self.dialect = dialect
+        self.names = dialects.NAMES[dialect]
+        self.send = send
+        self.options = options
+        self.session_id = new_id("sess")
+        self.conversation_id = new_id("conv")
+        self.session = dialects.default_session(
+            dialect, model=model, session_id=self.session_id, expires_at=expires_at
+        )
+        self.items: list[Item] = []
+        self.buffer = bytearray()
+        self.buffer_start_ms = 0  # session-clock position of buffer[0]
+        self.vad: EnergyVad | None = None
+        self._speech_item_id: str | None = None
+        self._speech_start_ms = 0
+        self.active: Run | None = None
+        self.assistant_spoke = False
+        self.previous_input_tokens = 0
+        self.responses: list[dict[str, Any]] = []  # every response.done's response, for inspection
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._configure_vad()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Greet the client the way the service does."""
+        await self.send({"type": "session.created", "session": self.session})
+        if self.dialect == PREVIEW:
+            # GA sessions do not announce the conversation; preview ones do.
+            await self.send(
+                {
+                    "type": "conversation.created",
+                    "conversation": {"id": self.conversation_id, "object": "realtime.conversation"},
+                }
+            )
+
+    async def close(self) -> None:
+        """Stop background work when the connection ends."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        """Run background work tied to this session's lifetime."""
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # --- input -------------------------------------------------------------------------------
+
+    async def receive(self, event: dict[str, Any]) -> None:
+        """Validate and apply one parsed client event; refusals become `error` events."""
+        event_id = event.get("event_id") if isinstance(event.get("event_id"), str) else None
+        try:
+            validate_client_event(event, self.dialect)
+            handler = getattr(self, "_on_" + event["type"].replace(".", "_"), None)
+            if handler is None:
+                raise ClientError(
+                    "unsupported_event",
+                    f"The simulator does not implement '{event['type']}'.",
+                    "type",
+                )
+            await handler(event)
+        except (SchemaError, ClientError) as exc:
+            await self.send_error(exc.code, exc.message, exc.param, event_id=event_id)
+        except ConnectionClosed:
+            raise
+        except Exception:
+            # A simulator bug must not look like a protocol rule: report it as the service reports its own.
+            logger.exception("simulator failed on %s", event.get("type"))
+            error = {
+                "type": "server_error",
+                "code": None,
+                "message": "The server had an error while processing your request.",
+                "param": None,
+                "event_id": event_id,
+            }
+            await self.send({"type": "error", "error": error})
+
+    async def send_error(
+        self,
+        code: str | None,
+        message: str,
+        param: str | None = None,
+        *,
+        event_id: str | None = None,
+    ) -> None:
+        """Send the service's `error` event."""
+        error = {
+            "type": "invalid_request_error",
+            "code": code,
+            "message": message,
+            "param": param,
+            "event_id": event_id,
+        }
+        await self.send({"type": "error", "error": error})
+
+    async def send_invalid_json(self, detail: str) -> None:
+        """Answer a frame that is not a JSON object."""
+        await self.send_error(
+            "invalid_json", f"We could not parse the JSON body of your request. ({detail})", None
+        )
+
+    # --- session.update ----------------------------------------------------------------------
+
+    async def _on_session_update(self, event: dict[str, Any]) -> None:
+        update = event["session"]
+        if self.dialect == GA and update.get("type") != "realtime":
+            raise ClientError(
+                "invalid_value",
+                "Cannot change the session type of a realtime session.",
+                "session.type",
+            )
+        voice = dialects.requested_voice(self.dialect, update)
+        if (
+            voice is not None
+            and voice != dialects.voice(self.dialect, self.session)
+            and self.assistant_spoke
+        ):
+            raise ClientError(
+                "cannot_update_voice",
+                "Cannot update a conversation's voice if assistant audio is present.",
+                dialects.voice_param(self.dialect),
+            )
+        self._check_ranges(update)
+        before = dialects.turn_detection(self.dialect, self.session)
+        self.session = dialects.apply_update(self.dialect, self.session, update)
+        if dialects.turn_detection(self.dialect, self.session) != before:
+            self._configure_vad()
+        await self.send({"type": "session.updated", "session": self.session})
+
+    def _check_ranges(self, update: dict[str, Any]) -> None:
+        """The numeric limits the service enforces beyond the type definitions."""
+        checks: list[tuple[str, Any, float, float]] = []
+        if self.dialect == PREVIEW:
+            checks.append(("session.temperature", update.get("temperature"), 0.6, 1.2))
+            checks.append(("session.speed", update.get("speed"), 0.25, 1.5))
+        else:
+            output = (update.get("audio") or {}).get("output") or {}
+            checks.append(("session.audio.output.speed", output.get("speed"), 0.25, 1.5))
+        for param, value, low, high in checks:
+            if value is None:
+                continue
+            if value < low:
+                raise ClientError(
+                    "decimal_below_min_value",
+                    f"Invalid '{param}': decimal below minimum value. Expected a value >= {low}, but got {value} instead.",
+                    param,
+                )
+            if value > high:
+                raise ClientError(
+                    "decimal_above_max_value",
+                    f"Invalid '{param}': decimal above maximum value. Expected a value <= {high}, but got {value} instead.",
+                    param,
+                )
+
+    def _configure_vad(self) -> None:
+        """(Re)build the detector from turn_detection; None means push-to-talk."""
+        settings = dialects.turn_detection(self.dialect, self.session)
+        if settings is None:
+            self.vad = None
+        else:
+            if settings["type"] == "semantic_vad":
+                silence_ms = dialects.EAGERNESS_SILENCE_MS[settings.get("eagerness") or "auto"]
+                threshold = 0.5
+            else:
+                silence_ms = int(settings.get("silence_duration_ms") or 500)
+                threshold = float(settings.get("threshold", 0.5))
+            self.vad = EnergyVad(threshold=threshold, silence_duration_ms=silence_ms)
+            self.vad.skip_to(self._clock_ms())
+        self._speech_item_id = None
+
+    # --- input audio -------------------------------------------------------------------------
+
+    def _clock_ms(self) -> int:
+        """Milliseconds of audio appended since the session started."""
+        return self.buffer_start_ms + len(self.buffer) // BYTES_PER_MS
+
+    async def _on_input_audio_buffer_append(self, event: dict[str, Any]) -> None:
+        try:
+            pcm = base64.b64decode(event["audio"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ClientError(
+                "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
+            ) from None
+        self.buffer.extend(pcm)
+        if self.vad is None:
+            return
+        for boundary in self.vad.feed(pcm):
+            if boundary.kind == "start":
+                await self._speech_started(boundary.ms)
+            elif self._speech_item_id is not None:
+                await self._speech_stopped(boundary.ms)
+
+    async def _speech_started(self, onset_ms: int) -> None:
+        settings = dialects.turn_detection(self.dialect, self.session) or {}
+        padding = int(settings.get("prefix_padding_ms", 300) or 0)
+        self._speech_start_ms = max(self.buffer_start_ms, onset_ms - padding)
+        self._speech_item_id = new_id("item")
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_started",
+                "audio_start_ms": self._speech_start_ms,
+                "item_id": self._speech_item_id,
+            }
+        )
+        if self.active is not None and settings.get("interrupt_response", True):
+            await self._cancel(self.active, "turn_detected")
+
+    async def _speech_stopped(self, end_ms: int) -> None:
+        item_id = self._speech_item_id
+        assert item_id is not None
+        self._speech_item_id = None
+        await self.send(
+            {
+                "type": "input_audio_buffer.speech_stopped",
+                "audio_end_ms": end_ms,
+                "item_id": item_id,
+            }
+        )
+        start = (self._speech_start_ms - self.buffer_start_ms) * BYTES_PER_MS
+        end = (end_ms - self.buffer_start_ms) * BYTES_PER_MS
+        segment = bytes(self.buffer[start:end])
+        # The buffer is consumed up to the end of the turn; later audio stays for the next one.
+        del self.buffer[:end]
+        self.buffer_start_ms = end_ms
+        await self._commit(item_id, segment)
+        settings = dialects.turn_detection(self.dialect, self.session) or {}
+        if settings.get("create_response", True) and self.active is None:
+            self._start_response({})
+
+    async def _on_input_audio_buffer_commit(self, event: dict[str, Any]) -> None:
+        buffered_ms = len(self.buffer) / BYTES_PER_MS
+        if buffered_ms < MIN_COMMIT_MS:
+            raise ClientError(
+                "input_audio_buffer_commit_empty",
+                "Error committing input audio buffer: buffer too small. Expected at least "
+                f"{MIN_COMMIT_MS}ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.",
+            )
+        item_id = self._speech_item_id or new_id("item")
+        segment = bytes(self.buffer)
+        self.buffer_start_ms = self._clock_ms()
+        self.buffer.clear()
+        if self.vad is not None:
+            self.vad.skip_to(self.buffer_start_ms)
+        self._speech_item_id = None
+        await self._commit(item_id, segment)
+
+    async def _on_input_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        self.buffer_start_ms = self._clock_ms()
+        self.buffer.clear()
+        if self.vad is not None:
+            self.vad.skip_to(self.buffer_start_ms)
+        self._speech_item_id = None
+        await self.send({"type": "input_audio_buffer.cleared"})
+
+    async def _on_output_audio_buffer_clear(self, event: dict[str, Any]) -> None:
+        # WebRTC/SIP only: over WebSocket the client owns playback, so there is nothing to clear.
+        return None
+
+    async def _commit(self, item_id: str, pcm: bytes) -> None:
+        """Turn committed audio into a user item, and transcribe it when transcription is on."""
+        previous = self.items[-1].id if self.items else None
+        await self.send(
+            {
+                "type": "input_audio_buffer.committed",
+                "item_id": item_id,
+                "previous_item_id": previous,
+            }
+        )
+        audio_ms = len(pcm) // BYTES_PER_MS
+        item = Item(item_id, "user", "audio", dialects.user_audio_item(item_id), audio_ms=audio_ms)
+        self.items.append(item)
+        await self._announce_item(item, previous)
+        settings = dialects.transcription(self.dialect, self.session)
+        if settings is not None:
+            self._spawn(self._transcribe(item))
+
+    async def _transcribe(self, item: Item) -> None:
+        """Deliver the deterministic transcript after a delay, as the service does asynchronously."""
+        try:
+            await asyncio.sleep(self.options.transcription_delay_s)
+            transcript = user_transcript(item.audio_ms)
+            item.text = transcript
+            item.payload["content"][0]["transcript"] = transcript
+            base = {"item_id": item.id, "content_index": 0}
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.delta",
+                    **base,
+                    "delta": transcript,
+                }
+            )
+            audio_tokens = math.ceil(item.audio_ms / 100)
+            text_tokens = math.ceil(len(transcript) / 4)
+            usage = {
+                "type": "tokens",
+                "input_tokens": audio_tokens,
+                "output_tokens": text_tokens,
+                "total_tokens": audio_tokens + text_tokens,
+                "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
+            }
+            await self.send(
+                {
+                    "type": "conversation.item.input_audio_transcription.completed",
+                    **base,
+                    "transcript": transcript,
+                    "usage": usage,
+                }
+            )
+        except ConnectionClosed:
+            pass
+
+    # --- conversation items ------------------------------------------------------------------
+
+    def _find(self, item_id: str) -> Item:
+        for item in self.items:
+            if item.id == item_id:
+                return item
+        raise ClientError("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
+
+    async def _announce_item(self, item: Item, previous: str | None) -> None:
+        """Preview says conversation.item.created; GA says conversation.item.added, then .done."""
+        if self.dialect == PREVIEW:
+            await self.send(
+                {
+                    "type": "conversation.item.created",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+        else:
+            await self.send(
+                {
+                    "type": "conversation.item.added",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+            await self.send(
+                {
+                    "type": "conversation.item.done",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+
+    async def _on_conversation_item_create(self, event: dict[str, Any]) -> None:
+        payload = dict(event["item"])
+        item_id = payload.get("id") or new_id("item")
+        if any(existing.id == item_id for existing in self.items):
+            raise ClientError(
+                "invalid_value", f"Item with id '{item_id}' already exists.", "item.id"
+            )
+        payload.update(id=item_id, object="realtime.item", status="completed")
+        texts = [
+            part.get("text") or part.get("transcript") or ""
+            for part in payload.get("content") or []
+            if isinstance(part, dict)
+        ]
+        text = " ".join(t for t in texts if t) or str(payload.get("output") or "")
+        item = Item(
+            item_id,
+            payload.get("role") or payload.get("type", "message"),
+            "text",
+            payload,
+            text=text,
+        )
+        previous_id = event.get("previous_item_id")
+        if previous_id is None:
+            index = len(self.items)
+        elif previous_id == "root":
+            index = 0
+        else:
+            try:
+                index = self.items.index(self._find(previous_id)) + 1
+            except ClientError:
+                raise ClientError(
+                    "invalid_value",
+                    f"Previous item with id '{previous_id}' not found.",
+                    "previous_item_id",
+                ) from None
+        previous = self.items[index - 1].id if index > 0 else None
+        self.items.insert(index, item)
+        await self._announce_item(item, previous)
+
+    async def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
+        item = self._find(event["item_id"])
+        await self.send({"type": "conversation.item.retrieved", "item": item.payload})
+
+    async def _on_conversation_item_delete(self, event: dict[str, Any]) -> None:
+        item = self._find(event["item_id"])
+        self.items.remove(item)
+        await self.send({"type": "conversation.item.deleted", "item_id": item.id})
+
+    async def _on_conversation_item_truncate(self, event: dict[str, Any]) -> None:
+        item = self._find(event["item_id"])
+        if item.role != "assistant" or item.kind != "audio":
+            raise ClientError(
+                "invalid_value", "Only assistant messages with audio can be truncated.", "item_id"
+            )
+        if event["content_index"] != 0:
+            raise ClientError(
+                "invalid_value", f"Invalid content_index {event['content_index']}.", "content_index"
+            )
+        audio_end_ms = event["audio_end_ms"]
+        if audio_end_ms < 0 or audio_end_ms > item.audio_ms:
+            raise ClientError(
+                "invalid_value",
+                f"Audio content of {item.audio_ms}ms is already shorter than {audio_end_ms}ms",
+                "audio_end_ms",
+            )
+        item.truncated_ms = audio_end_ms
+        # The service drops the transcript of a truncated item so the model never "said" the unheard part.
+        for part in item.payload.get("content") or []:
+            if "transcript" in part:
+                part["transcript"] = None
+        await self.send(
+            {
+                "type": "conversation.item.truncated",
+                "item_id": item.id,
+                "content_index": 0,
+                "audio_end_ms": audio_end_ms,
+            }
+        )
+
+    # --- responses ---------------------------------------------------------------------------
+
+    async def _on_response_create(self, event: dict[str, Any]) -> None:
+        if self.active is not None:
+            raise ClientError(
+                "conversation_already_has_active_response",
+                f"Conversation already has an active response in progress: {self.active.id}. "
+                "Wait until the response is finished before creating a new one.",
+            )
+        self._start_response(event.get("response") or {})
+
+    async def _on_response_cancel(self, event: dict[str, Any]) -> None:
+        wanted = event.get("response_id")
+        if self.active is None or (wanted and wanted != self.active.id):
+            raise ClientError(
+                "response_cancel_not_active", "Cancellation failed: no active response found"
+            )
+        await self._cancel(self.active, "client_cancelled")
+
+    def _start_response(self, override: dict[str, Any]) -> None:
+        run = Run(new_id("resp"), override)
+        self.active = run
+        run.task = self._spawn(self._respond(run))
+
+    async def _cancel(self, run: Run, reason: str) -> None:
+        """Stop a response and wait until its closing events are out, so ordering stays stable."""
+        run.cancel_reason = reason
+        run.wake.set()
+        if run.task is not None:
+            await asyncio.wait({run.task})
+
+    async def _pause(self, run: Run, seconds: float) -> None:
+        """Sleep, waking early if the response is cancelled."""
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        try:
+            await asyncio.wait_for(run.wake.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+    def reply_text(self) -> str:
+        """The deterministic reply to the latest user item (see docs/simulator.md)."""
+        for item in reversed(self.items):
+            if item.role == "assistant":
+                break
+            if item.role == "user":
+                if item.kind == "audio":
+                    return f"I heard you speak for {item.audio_ms / 1000:.1f} seconds."
+                text = " ".join(item.text.split())
+                if len(text) > 120:
+                    text = text[:117].rstrip() + "..."
+                return f"You wrote: {text}" + ("" if text[-1:] in ".?!" else ".")
+        return "Is there anything else I can help you with?"
+
+    async def _respond(self, run: Run) -> None:
+        try:
+            await self._generate(run)
+        except ConnectionClosed:
+            pass
+        finally:
+            if self.active is run:
+                self.active = None
+
+    async def _generate(self, run: Run) -> None:
+        """Stream one response in the service's order, honouring cancellation between steps."""
+        modalities = dialects.output_modalities(self.dialect, self.session, run.override)
+        audio_out = dialects.wants_audio(modalities)
+        reply = self.reply_text()
+        voice = dialects.voice(self.dialect, self.session)
+        pcm = (
+            await synthesize(reply, voice=voice, speed=dialects.speed(self.dialect, self.session))
+            if audio_out
+            else b""
+        )
+        if self.options.response_delay_s:
+            await self._pause(run, self.options.response_delay_s)
+        history = list(self.items)
+
+        def response(
+            status: str,
+            output: list[dict[str, Any]],
+            usage: dict[str, Any] | None = None,
+            details: dict[str, Any] | None = None,
+        ) -> dict[str, Any]:
+            return dialects.response_object(
+                self.dialect,
+                self.session,
+                response_id=run.id,
+                conversation_id=self.conversation_id,
+                status=status,
+                modalities=modalities,
+                output=output,
+                usage=usage,
+                status_details=details,
+            )
+
+        await self.send({"type": "response.created", "response": response("in_progress", [])})
+        await self.send({"type": "rate_limits.updated", "rate_limits": _rate_limits()})
+        if run.cancel_reason:
+            await self._finish(run, response, history, None, 0, "", audio_out)
+            return
+        item_id = new_id("item")
+        previous = self.items[-1].id if self.items else None
+        item = Item(
+            item_id,
+            "assistant",
+            "audio" if audio_out else "text",
+            dialects.assistant_item(
+                self.dialect, item_id, status="in_progress", audio=audio_out, transcript=None
+            ),
+        )
+        self.items.append(item)
+        where = {"response_id": run.id, "item_id": item_id, "output_index": 0, "content_index": 0}
+        await self.send(
+            {
+                "type": "response.output_item.added",
+                "response_id": run.id,
+                "output_index": 0,
+                "item": item.payload,
+            }
+        )
+        if self.dialect == PREVIEW:
+            await self.send(
+                {
+                    "type": "conversation.item.created",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+        else:
+            await self.send(
+                {
+                    "type": "conversation.item.added",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+        await self.send(
+            {
+                "type": "response.content_part.added",
+                **where,
+                "part": dialects.content_part(audio=audio_out, text=""),
+            }
+        )
+
+        words = reply.split(" ")
+        sent_text = ""
+        if audio_out:
+            chunk_bytes = self.options.delta_ms * BYTES_PER_MS
+            chunks = [pcm[i : i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)] or [b""]
+            next_word = 0
+            for index, chunk in enumerate(chunks):
+                # Spread the words evenly over the audio; the transcript runs slightly ahead, as it does live.
+                until = (
+                    len(words)
+                    if index == len(chunks) - 1
+                    else math.ceil((index + 1) * len(words) / len(chunks))
+                )
+                if until > next_word:
+                    delta = ("" if next_word == 0 else " ") + " ".join(words[next_word:until])
+                    next_word = until
+                    sent_text += delta
+                    await self.send({"type": self.names.transcript_delta, **where, "delta": delta})
+                await self.send(
+                    {
+                        "type": self.names.audio_delta,
+                        **where,
+                        "delta": base64.b64encode(chunk).decode(),
+                    }
+                )
+                self.assistant_spoke = True
+                item.audio_ms += len(chunk) // BYTES_PER_MS
+                if self.options.realtime_pacing:
+                    await self._pause(run, len(chunk) / BYTES_PER_MS / 1000 / SPEED_UP)
+                else:
+                    await asyncio.sleep(0)
+                if run.cancel_reason:
+                    break
+            item.text = sent_text
+            await self.send({"type": self.names.audio_done, **where})
+            await self.send({"type": self.names.transcript_done, **where, "transcript": sent_text})
+        else:
+            for index, word in enumerate(words):
+                delta = ("" if index == 0 else " ") + word
+                sent_text += delta
+                await self.send({"type": self.names.text_delta, **where, "delta": delta})
+                await self._pause(run, 0.02 if self.options.realtime_pacing else 0)
+                if run.cancel_reason:
+                    break
+            item.text = sent_text
+            await self.send({"type": self.names.text_done, **where, "text": sent_text})
+        await self.send(
+            {
+                "type": "response.content_part.done",
+                **where,
+                "part": dialects.content_part(audio=audio_out, text=sent_text),
+            }
+        )
+        status = "incomplete" if run.cancel_reason else "completed"
+        item.payload.update(
+            dialects.assistant_item(
+                self.dialect, item_id, status=status, audio=audio_out, transcript=sent_text
+            )
+        )
+        await self.send(
+            {
+                "type": "response.output_item.done",
+                "response_id": run.id,
+                "output_index": 0,
+                "item": item.payload,
+            }
+        )
+        if self.dialect == GA:
+            await self.send(
+                {
+                    "type": "conversation.item.done",
+                    "previous_item_id": previous,
+                    "item": item.payload,
+                }
+            )
+        await self._finish(run, response, history, item, item.audio_ms, sent_text, audio_out)
+
+    async def _finish(
+        self,
+        run: Run,
+        response: Callable[..., dict[str, Any]],
+        history: list[Item],
+        item: Item | None,
+        audio_ms: int,
+        text: str,
+        audio_out: bool,
+    ) -> None:
+        """Send response.done with usage computed from durations (see docs/simulator.md)."""
+        usage = self._usage(history, audio_ms, text)
+        output = [item.payload] if item is not None else []
+        if run.cancel_reason:
+            done = response(
+                "cancelled", output, usage, {"type": "cancelled", "reason": run.cancel_reason}
+            )
+        else:
+            done = response("completed", output, usage)
+        if self.active is run:
+            self.active = None
+        self.responses.append(done)
+        await self.send({"type": "response.done", "response": done})
+
+    def _usage(self, history: list[Item], audio_ms: int, text: str) -> dict[str, Any]:
+        """Bill the whole conversation as input, as the service does every turn."""
+        instructions = self.session.get("instructions") or ""
+        input_text = math.ceil(len(instructions) / 4)
+        input_audio = 0
+        for item in history:
+            if item.kind == "audio":
+                per_ms = 100 if item.role == "user" else 50
+                input_audio += math.ceil(item.heard_ms / per_ms)
+            else:
+                input_text += math.ceil(len(item.text) / 4)
+        # What the previous turn already sent is a cached prefix now. The service only caches
+        # prefixes of 1024+ tokens; the simulator caches any, so short test chats show caching.
+        cached = min(input_text + input_audio, self.previous_input_tokens)
+        self.previous_input_tokens = input_text + input_audio
+        return dialects.usage_object(
+            self.dialect,
+            input_text=input_text,
+            input_audio=input_audio,
+            cached=cached,
+            output_text=math.ceil(len(text) / 4),
+            output_audio=math.ceil(audio_ms / 50),
+        )
+
+
+def user_transcript(audio_ms: int) -> str:
+    """The deterministic stand-in for ASR: it states the length of what was heard."""
+    return f"Speech of {audio_ms / 1000:.1f} seconds."
+
+
+def _rate_limits() -> list[dict[str, Any]]:
+    """Generous, static limits shaped like the service's."""
+    return [
+        {"name": "requests", "limit": 10000, "remaining": 9999, "reset_seconds": 0.006},
+        {"name": "tokens", "limit": 2000000, "remaining": 1995000, "reset_seconds": 0.15},
+    ]
+
+
+def parse_frame(message: str | bytes) -> tuple[dict[str, Any] | None, str]:
+    """Decode one WebSocket frame into an event dict, or explain why it is not one."""
+    if isinstance(message, bytes):
+        return None, "binary frames are not supported; send JSON text"
+    try:
+        event = json.loads(message)
+    except json.JSONDecodeError as exc:
+        return None, str(exc)
+    if not isinstance(event, dict):
+        return None, "expected a JSON object"
+    return event, ""

@@ -1,0 +1,76 @@
+"""The simulator's failure and timing knobs, and many sessions in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError
+
+from conversations.realtime.simulator import RealtimeSimulator
+
+from .simulator_fixtures import KEY, open_session, recv_event, recv_until, send, user_text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+async def test_session_expiry_sends_session_expired_then_closes(dialect: str) -> None:
+    async with RealtimeSimulator(api_key=KEY, session_expiry_s=0.3, strict=True) as sim:
+        async with open_session(sim, dialect) as ws:
+            created = await recv_event(ws, dialect)
+            assert created["session"]["expires_at"] <= time.time() + 2
+            events = await recv_until(ws, dialect, "error")
+            assert events[-1]["error"]["code"] == "session_expired"
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 2)
+        assert sim.validation_errors == []
+
+
+@pytest.mark.asyncio
+async def test_drop_after_events_cuts_the_connection_without_a_close_frame() -> None:
+    async with RealtimeSimulator(api_key=KEY, drop_after_events=3, realtime_pacing=False) as sim:
+        async with open_session(sim, "ga") as ws:
+            await recv_event(ws, "ga")  # session.created is the first event
+            await send(ws, user_text("hello"))
+            await send(ws, {"type": "response.create"})
+            received = 1
+            with pytest.raises(ConnectionClosedError) as caught:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 2)
+                    received += 1
+            assert received == 3
+            assert caught.value.rcvd is None  # no close frame: an abrupt drop
+        await asyncio.sleep(0.05)
+        assert sim.sessions[0].closed and sim.sessions[0].dropped
+
+
+@pytest.mark.asyncio
+async def test_response_delay_holds_the_response_back() -> None:
+    async with RealtimeSimulator(
+        api_key=KEY, response_delay_s=0.3, realtime_pacing=False, strict=True
+    ) as sim:
+        async with open_session(sim, "ga") as ws:
+            await recv_event(ws, "ga")
+            began = time.monotonic()
+            await send(ws, {"type": "response.create"})
+            await recv_until(ws, "ga", "response.created")
+            assert time.monotonic() - began >= 0.3
+        assert sim.validation_errors == []
+
+
+@pytest.mark.asyncio
+async def test_one_process_serves_many_sessions_at_once() -> None:
+    async with RealtimeSimulator(api_key=KEY, realtime_pacing=False, strict=True) as sim:
+
+        async def one_turn(index: int) -> str:
+            dialect = "ga" if index % 2 else "preview"
+            async with open_session(sim, dialect) as ws:
+                await send(ws, user_text(f"Session {index}"))
+                await send(ws, {"type": "response.create"})
+                events = await recv_until(ws, dialect, "response.done")
+                return events[-1]["response"]["status"]
+
+        statuses = await asyncio.wait_for(asyncio.gather(*(one_turn(i) for i in range(20))), 20)
+        assert statuses == ["completed"] * 20
+        assert len(sim.sessions) == 20 and sim.validation_errors == []
