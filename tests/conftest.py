@@ -16,6 +16,7 @@ async def simulator():
         yield sim
     finally:
         await sim.stop()
+    assert sim.validation_errors == []
 
 
 @pytest.fixture

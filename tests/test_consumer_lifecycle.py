@@ -1,0 +1,86 @@
+"""What happens when a conversation ends abruptly, and when no endpoint is configured at all."""
+import pytest
+from channels.db import database_sync_to_async
+
+from conversations.models import Conversation, Turn
+from conversations.realtime.simulator import RealtimeSimulator
+
+from .relay import Transcript, collect, communicator
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+
+def _point_at(settings, sim: RealtimeSimulator) -> None:
+    settings.REALTIME_SIMULATED = False
+    settings.AZURE_OPENAI_ENDPOINT = sim.url
+    settings.AZURE_OPENAI_API_KEY = "sim-key"
+    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
+    settings.AZURE_OPENAI_API_VERSION = ""
+
+
+@database_sync_to_async
+def _turns(conversation_id):
+    return list(Turn.objects.filter(conversation_id=conversation_id).order_by("position"))
+
+
+async def test_closing_the_tab_mid_reply_keeps_what_was_said(settings, cookie):
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
+        _point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        await comm.send_to(text_data='{"type":"text","text":"Please talk for a while"}')
+        seen = await collect(
+            comm, seen, lambda s: len([m for m in s.of_type("transcript") if m["role"] == "assistant"]) >= 2 and s.audio
+        )
+        assert not seen.of_type("response_done")  # still speaking
+        await comm.disconnect()
+        assert sim.validation_errors == []
+
+    heard = "".join(m["delta"] for m in seen.of_type("transcript") if m["role"] == "assistant")
+    turns = await _turns(seen.of_type("ready")[0]["conversation_id"])
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[1].text.startswith(heard) and heard
+    assert turns[1].interrupted
+    assert turns[1].audio_ms >= seen.audio_bytes // 48
+
+
+async def test_an_upstream_drop_closes_the_browser_socket_with_a_plain_reason(settings, cookie):
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, drop_after_events=2) as sim:
+        _point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: False)
+        await comm.disconnect()
+    error = seen.of_type("error")[-1]
+    assert error["code"] == "upstream_unavailable" and error["fatal"]
+    assert seen.closed_code == 4502
+    conversation = await database_sync_to_async(Conversation.objects.get)()
+    assert conversation.status == Conversation.Status.FAILED
+
+
+async def test_session_expiry_is_reported_and_ends_the_conversation(settings, cookie):
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=0.3) as sim:
+        _point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: False)
+        await comm.disconnect()
+    assert seen.of_type("error")[-1]["fatal"]
+    assert seen.closed_code == 4502
+
+
+async def test_with_no_endpoint_the_built_in_simulator_answers(settings, cookie):
+    settings.REALTIME_SIMULATED = True
+    settings.AZURE_OPENAI_ENDPOINT = ""
+    settings.AZURE_OPENAI_API_VERSION = ""
+    comm = communicator(cookie)
+    await comm.connect()
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    assert seen.of_type("ready")[0]["provider"] == "simulator"
+    await comm.send_to(text_data='{"type":"text","text":"Hello"}')
+    seen = await collect(comm, seen, lambda s: bool(s.of_type("response_done")))
+    await comm.disconnect()
+    assert seen.audio_bytes > 0
+    conversation = await database_sync_to_async(Conversation.objects.get)()
+    assert conversation.provider == "simulator" and conversation.status == Conversation.Status.ENDED
