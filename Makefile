@@ -9,7 +9,7 @@ RUN_ENV := DEBUG=$${DEBUG:-1} SIGNUP_ENABLED=$${SIGNUP_ENABLED:-1}
 PG_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-fast install migrate simulator clean
+.PHONY: run test test-fast install migrate simulator clean bench
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ test-fast: install
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# Relay load benchmark: N live conversations through one daphne process vs straight to the simulator.
+bench: install
+	$(PY) benchmarks/relay_load.py --conversations 10 50 100 --seconds 20

@@ -115,6 +115,16 @@ class TalkConsumer(AsyncWebsocketConsumer):
         self.recorder.start()
         self.upstream_task = asyncio.create_task(self._run_upstream(), name=f"upstream-{conversation.pk}")
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Dispatch browser frames straight to their handler, and everything else as Channels does."""
+        if message["type"] == "websocket.receive":
+            # Channels closes stale database connections before every handler: a hop onto the one
+            # database thread per audio frame, queued behind the recorder's writes. This consumer
+            # reaches the database only through database_sync_to_async, which does that itself.
+            await self.websocket_receive(message)
+            return
+        await super().dispatch(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Relay an audio frame upstream, or act on an allowed control message."""
         if bytes_data is not None:

@@ -72,8 +72,10 @@ WSGI_APPLICATION = "voiceapp.wsgi.application"
 ASGI_APPLICATION = "voiceapp.asgi.application"
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
-# Channels consumers hop between threads; persistent connections would outlive their threads.
-DATABASES["default"].setdefault("CONN_MAX_AGE", 0)
+# Channels runs database calls on one thread (thread_sensitive), so a persistent connection is reused
+# instead of reconnecting for every batch of conversation writes; health checks drop dead ones.
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
