@@ -1,0 +1,92 @@
+/**
+ * The talk WebSocket: binary frames are PCM16 audio, text frames are small JSON control messages.
+ */
+
+/** Plain-language explanations of the server's close codes (see docs/browser-protocol.md). */
+export const CLOSE_MESSAGES = {
+  1000: "The conversation ended.",
+  1001: "The server is restarting. Press Start to try again in a moment.",
+  1006: "The connection to the server was lost. Check your network, then press Start to try again.",
+  1008: "The server refused the connection from this page. Reload the page and try again.",
+  1011: "The server ran into a problem. Press Start to try again.",
+  4001: "You are not signed in any more. Sign in again, then press Start.",
+  4004: "That conversation does not exist, or it is not yours.",
+  4401: "The voice service refused the app's credentials. Ask an administrator to check the key.",
+  4404: "The voice service has no such deployment. Ask an administrator to check its name.",
+  4429: "The voice service is busy or over its quota. Wait a minute, then press Start again.",
+  4502: "The voice service could not be reached or dropped the session. Press Start to try again.",
+};
+
+/** Returns the plain-language message for a close code, with a generic fallback. */
+export function closeMessage(code) {
+  return CLOSE_MESSAGES[code] ?? `The connection closed unexpectedly (code ${code}). Press Start to try again.`;
+}
+
+/** Builds the absolute ws:// or wss:// URL for a socket path, continuing `conversationId` when given. */
+export function socketUrl(path, conversationId) {
+  const url = new URL(path, window.location.href);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  if (conversationId) url.searchParams.set("conversation", conversationId);
+  return url.href;
+}
+
+/** Wraps a WebSocket and dispatches JSON messages by `type` and binary frames as audio. */
+export class TalkSocket {
+  constructor(url) {
+    this.handlers = new Map();
+    this.ws = new WebSocket(url);
+    this.ws.binaryType = "arraybuffer"; // Audio goes straight to the player; Blobs would need an async read.
+    this.ws.onopen = () => this.emit("open", {});
+    this.ws.onmessage = (event) => this.onFrame(event.data);
+    // The browser reports only "error" then "close"; the close code carries the useful information.
+    this.ws.onclose = (event) => this.emit("close", { code: event.code, reason: event.reason, message: closeMessage(event.code) });
+  }
+
+  /** Registers `handler` for a message type, or for "audio", "open", "close"; returns this for chaining. */
+  on(type, handler) {
+    this.handlers.set(type, handler);
+    return this;
+  }
+
+  get isOpen() {
+    return this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends a JSON control message if the socket is open. */
+  send(message) {
+    if (this.isOpen) this.ws.send(JSON.stringify(message));
+  }
+
+  /** Sends one binary audio frame if the socket is open; returns whether it was sent. */
+  sendAudio(buffer) {
+    if (!this.isOpen) return false;
+    this.ws.send(buffer);
+    return true;
+  }
+
+  /** Closes the socket; 1000 tells the server the user ended the conversation on purpose. */
+  close(code = 1000) {
+    if (this.ws.readyState <= WebSocket.OPEN) this.ws.close(code);
+  }
+
+  onFrame(data) {
+    if (data instanceof ArrayBuffer) {
+      this.emit("audio", data);
+      return;
+    }
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return; // The server only sends JSON objects; ignore anything else rather than break the page.
+    }
+    if (message && typeof message.type === "string") {
+      this.emit("message", message);
+      this.emit(message.type, message);
+    }
+  }
+
+  emit(type, payload) {
+    this.handlers.get(type)?.(payload);
+  }
+}
