@@ -1,0 +1,103 @@
+"""Support for real-browser tests: a daphne server on the test database, Chromium with a WAV microphone."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    """A free loopback TCP port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(settings_dict: dict) -> str:
+    """The DATABASE_URL of the (test) database Django is connected to, for a server subprocess."""
+    user = settings_dict.get("USER") or "postgres"
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
+
+
+@contextmanager
+def daphne_server(env: dict[str, str]) -> Iterator[str]:
+    """Run the ASGI app with daphne on a free port and yield its base URL; stop it afterwards."""
+    port = free_port()
+    ARTIFACTS.mkdir(exist_ok=True)
+    log = open(ARTIFACTS / f"daphne-{port}.log", "w")
+    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", **env}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "voiceapp.asgi:application"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"daphne exited; see {log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("daphne did not start in 30 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def speech_wav(path: Path, text: str, *, lead_silence_s: float = 2.0, tail_silence_s: float = 3.0) -> Path:
+    """Write a 48 kHz mono WAV of silence, spoken text and silence, for Chromium's fake microphone."""
+    raw = path.with_suffix(".raw.wav")
+    subprocess.run(["espeak-ng", "-w", str(raw), text], check=True)
+    subprocess.run(
+        ["sox", str(raw), "-r", "48000", "-c", "1", "-b", "16", str(path),
+         "pad", str(lead_silence_s), str(tail_silence_s)],
+        check=True,
+    )
+    raw.unlink()
+    return path
+
+
+def browser_available() -> bool:
+    """Whether Chromium, espeak-ng and sox are installed."""
+    return Path(CHROMIUM).exists() and bool(shutil.which("espeak-ng")) and bool(shutil.which("sox"))
+
+
+def chromium_args(wav: Path | None) -> list[str]:
+    """Launch flags: a sandbox-free headless Chromium whose microphone plays `wav`."""
+    args = [
+        "--no-sandbox",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-gpu",
+        "--no-first-run",
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    if wav is not None:
+        args.append(f"--use-file-for-fake-audio-capture={wav}")
+    return args
