@@ -8,3 +8,6 @@ from voiceapp.settings import *  # noqa: E402,F403
 # Serve static files from the source folders, as in development, so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# Channels' database thread would keep its connection past the test database's teardown.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -21,6 +21,22 @@ def test_the_channel_layer_matches_redis_url_and_delivers_messages():
     assert asyncio.run(round_trip()) == {"type": "hello", "n": 1}
 
 
+def test_an_idle_consumer_outlives_the_layers_blocking_receive():
+    """Waiting longer than channels-redis's 5 s blocking pop must not raise from the Redis client."""
+    import asyncio
+
+    if not settings.REDIS_URL:
+        pytest.skip("the in-memory layer has no socket to time out")
+    layer = get_channel_layer()
+
+    async def idle_receive():
+        channel = await layer.new_channel()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 6.5)
+
+    asyncio.run(idle_receive())
+
+
 def test_the_cache_matches_redis_url_and_counts_atomically():
     expected = "RedisCache" if settings.REDIS_URL else "LocMemCache"
     cache = caches["default"]

@@ -83,7 +83,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # The layer blocks on Redis for up to 5 s per receive; redis-py's default socket timeout
+            # is just as long, so an idle consumer would die of a TimeoutError without more room.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
         }
     }
     CACHES = {
@@ -110,7 +112,8 @@ LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED: bool = env.bool("SIGNUP_ENABLED", default=False)
 
 LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English")]
+# The interface languages; LocaleMiddleware picks the browser's preferred one unless the user chose.
+LANGUAGES = [("en", "English"), ("es", "Español"), ("de", "Deutsch")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
