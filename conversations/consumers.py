@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,12 +11,15 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import services
+from . import selectors, services
 from .recorder import ConversationRecorder
-from .realtime import protocol
+from .realtime import options, protocol
 from .realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected
 from .realtime.protocol import BYTES_PER_MS, BrowserMessageError, SessionConfig
-from .upstream import default_session_config, resolve_target, token_provider_for
+from .upstream import resolve_target, token_provider_for
+
+# The service refuses to commit less than 100 ms of audio.
+MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ class TalkConsumer(AsyncWebsocketConsumer):
         self.next_position = 0
         self.speech_start_ms: dict[str, int] = {}
         self.response_active = False
+        self.assistant_spoke = False  # in the current upstream session: the voice is then fixed
+        self.ptt_open = False  # push-to-talk held: only then is audio forwarded
+        self.ptt_bytes = 0
 
     # --- Browser side -------------------------------------------------------------------------
 
@@ -101,7 +108,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
         self.target = await resolve_target()
-        self.config = default_session_config()
+        self.config = await self._load_config(user)
         conversation = await database_sync_to_async(services.conversation_start)(
             user=user,
             provider=self.target.provider,
@@ -136,6 +143,10 @@ class TalkConsumer(AsyncWebsocketConsumer):
             except BrowserMessageError as exc:
                 await self._send_error(exc.code, str(exc))
                 return
+            if self._push_to_talk:
+                if not self.ptt_open:
+                    return  # released: nothing the microphone hears reaches the model
+                self.ptt_bytes += len(bytes_data)
             with contextlib.suppress(UpstreamError):  # the upstream task reports the failure
                 await self.upstream.send_audio(bytes_data)
             return
@@ -173,11 +184,46 @@ class TalkConsumer(AsyncWebsocketConsumer):
                 await self.upstream.send(protocol.RESPONSE_CANCEL)
             await self.upstream.send(protocol.user_text_item(command.text))
             await self.upstream.send(protocol.RESPONSE_CREATE)
+        elif command.type == "press":
+            if self.response_active:
+                await self.upstream.send(protocol.RESPONSE_CANCEL)
+            await self.upstream.send(protocol.INPUT_CLEAR)
+            self.ptt_open, self.ptt_bytes = True, 0
         elif command.type == "commit":
+            held_bytes, self.ptt_open = self.ptt_bytes, False
+            if self._push_to_talk and held_bytes < MIN_COMMIT_BYTES:
+                await self.upstream.send(protocol.INPUT_CLEAR)
+                raise BrowserMessageError("too_short", "Hold the button while you speak, then let go.")
             await self.upstream.send(protocol.INPUT_COMMIT)
             await self.upstream.send(protocol.RESPONSE_CREATE)
         elif command.type == "cancel" and self.response_active:
             await self.upstream.send(protocol.RESPONSE_CANCEL)
+        elif command.type == "apply_settings":
+            await self._apply_settings()
+
+    @property
+    def _push_to_talk(self) -> bool:
+        return self.config is not None and self.config.turn_detection is None
+
+    async def _load_config(self, user: Any) -> SessionConfig:
+        """Build the session configuration from the user's saved settings."""
+        assert self.target is not None
+        prefs = await database_sync_to_async(selectors.preferences_for)(user=user)
+        return options.build_session_config(prefs, self.target.dialect)
+
+    async def _apply_settings(self) -> None:
+        """Re-read the user's settings and update the live session, keeping the voice once it spoke."""
+        assert self.upstream is not None and self.config is not None
+        config = await self._load_config(self.scope["user"])
+        voice_locked = self.assistant_spoke and config.voice != self.config.voice
+        if voice_locked:
+            config = dataclasses.replace(config, voice=self.config.voice)
+        await self.upstream.send(protocol.session_update(config, self.target.dialect))  # type: ignore[union-attr]
+        self.config = config
+        self.ptt_open = False
+        await self._send_json(
+            {"type": "settings_applied", "settings": options.browser_settings(config), "voice_locked": voice_locked}
+        )
 
     async def disconnect(self, code: int) -> None:
         """Stop the upstream task, close upstream and flush everything said to the database."""
@@ -230,6 +276,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
         )
         await self.upstream.send(protocol.session_update(self.config, self.target.dialect))
         self.ready = True
+        self.assistant_spoke = False
         await self._send_json(
             {
                 "type": "ready",
@@ -238,6 +285,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
                 "dialect": self.target.dialect,
                 "deployment": self.target.deployment,
                 "sample_rate": protocol.SAMPLE_RATE,
+                "settings": options.browser_settings(self.config),
             }
         )
 
@@ -257,6 +305,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
         if kind == "audio":
             item = self._item(message["item_id"], "assistant")
             item.audio_bytes += len(audio or b"")
+            self.assistant_spoke = True
             await self.send(bytes_data=audio)
             return
         handler = getattr(self, f"_on_{kind}", None)
@@ -393,3 +442,29 @@ class TalkConsumer(AsyncWebsocketConsumer):
     async def _send_json(self, message: dict[str, Any]) -> None:
         if not self.closing:
             await self.send(text_data=protocol.dumps(message))
+
+
+class CheckConsumer(AsyncWebsocketConsumer):
+    """The pre-flight check's socket: answers pings so the page can measure the round trip."""
+
+    async def connect(self) -> None:
+        """Accept logged-in users only, like the talk socket."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        await self.accept()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Answer `ping` with `pong`; anything else gets a plain error."""
+        try:
+            command = protocol.parse_browser_message(text_data or "")
+        except BrowserMessageError as exc:
+            await self.send(text_data=protocol.dumps({"type": "error", "code": exc.code, "message": str(exc), "fatal": False}))
+            return
+        if command.type == "ping":
+            await self.send(text_data=protocol.dumps({"type": "pong", "t": command.t}))
+        else:
+            await self.send(text_data=protocol.dumps(
+                {"type": "error", "code": "unknown_type", "message": "This socket only answers pings.", "fatal": False}
+            ))

@@ -5,6 +5,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Conversation(models.Model):
@@ -91,3 +92,39 @@ class Usage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model}: {self.total_tokens} tokens"
+
+
+class VoicePreferences(models.Model):
+    """How a user wants their conversations set up; limits live in realtime/options.py."""
+
+    class TurnDetection(models.TextChoices):
+        SERVER_VAD = "server_vad", _("Automatic (voice activity)")
+        SEMANTIC_VAD = "semantic_vad", _("Automatic (semantic)")
+        PUSH_TO_TALK = "push_to_talk", _("Push to talk")
+
+    class NoiseReduction(models.TextChoices):
+        NEAR_FIELD = "near_field", _("Headset (near field)")
+        FAR_FIELD = "far_field", _("Speakerphone or laptop (far field)")
+        OFF = "off", _("Off")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="voice_preferences")
+    voice = models.CharField(max_length=32)
+    instructions = models.TextField(blank=True)
+    turn_detection = models.CharField(max_length=16, choices=TurnDetection.choices, default=TurnDetection.SERVER_VAD)
+    vad_threshold = models.FloatField(default=0.5)
+    silence_duration_ms = models.PositiveIntegerField(default=500)
+    prefix_padding_ms = models.PositiveIntegerField(default=300)
+    eagerness = models.CharField(max_length=8, default="auto")
+    transcription_model = models.CharField(max_length=64, default="whisper-1")
+    language = models.CharField(max_length=8, blank=True)
+    noise_reduction = models.CharField(max_length=16, choices=NoiseReduction.choices, default=NoiseReduction.NEAR_FIELD)
+    speed = models.FloatField(default=1.0)
+    max_response_tokens = models.PositiveIntegerField(null=True, blank=True)
+    temperature = models.FloatField(default=0.8)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "voice preferences"
+
+    def __str__(self) -> str:
+        return f"Voice preferences of {self.user}"

@@ -1,6 +1,7 @@
 """Writes: every change to conversations, turns and usage goes through these functions."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -9,7 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import Conversation, Turn, Usage
+from .models import Conversation, Turn, Usage, VoicePreferences
+from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
 
 logger = logging.getLogger(__name__)
@@ -117,3 +119,8 @@ def _title_from(conversation_id: Any, text: str) -> None:
     title = " ".join(text.split())[:TITLE_CHARS]
     Conversation.objects.filter(pk=conversation_id, title="").update(title=title)
 
+
+
+def preferences_update(*, user: AbstractBaseUser, preferences: Preferences) -> None:
+    """Save a user's validated conversation settings."""
+    VoicePreferences.objects.update_or_create(user=user, defaults=dataclasses.asdict(preferences))

@@ -8,8 +8,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from .realtime.protocol import SessionConfig
-from .realtime.client import EntraTokenProvider, RealtimeTarget, TokenProvider, azure_target, openai_target
+from .realtime.client import GA, PREVIEW, EntraTokenProvider, RealtimeTarget, TokenProvider, azure_target, openai_target
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +79,8 @@ def token_provider_for(target: RealtimeTarget) -> TokenProvider | None:
     return None
 
 
-def default_session_config() -> SessionConfig:
-    """The session configuration from settings (per-user settings come later)."""
-    return SessionConfig(
-        instructions=settings.REALTIME_INSTRUCTIONS,
-        voice=settings.REALTIME_VOICE,
-        transcription_model=settings.REALTIME_TRANSCRIPTION_MODEL,
-    )
+def configured_dialect() -> str:
+    """The dialect conversations will speak: preview only for an Azure (or simulated) api-version."""
+    if settings.AZURE_OPENAI_API_VERSION and (settings.REALTIME_SIMULATED or settings.AZURE_OPENAI_ENDPOINT):
+        return PREVIEW
+    return GA

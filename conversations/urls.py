@@ -7,4 +7,6 @@ app_name = "conversations"
 
 urlpatterns = [
     path("", views.talk, name="talk"),
+    path("settings/", views.preferences, name="settings"),
+    path("check/", views.check, name="check"),
 ]

@@ -65,7 +65,7 @@ class SessionConfig:
     transcription_language: str = ""
     noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
     temperature: float = 0.8  # preview only: GA has no temperature
-    speed: float = 1.0  # GA only
+    speed: float = 1.0
     max_output_tokens: int | None = None  # None: "inf"
 
     def as_dict(self) -> dict[str, Any]:
@@ -105,6 +105,7 @@ def session_update(config: SessionConfig, dialect: str) -> dict[str, Any]:
                 "input_audio_noise_reduction": noise,
                 "turn_detection": turn_detection,
                 "temperature": config.temperature,
+                "speed": config.speed,
                 "max_response_output_tokens": max_tokens,
             },
         }
@@ -312,7 +313,7 @@ class BrowserMessageError(ValueError):
 class BrowserCommand:
     """A validated browser control message."""
 
-    type: Literal["truncate", "text", "commit", "cancel", "ping"]
+    type: Literal["truncate", "text", "press", "commit", "cancel", "apply_settings", "ping"]
     item_id: str = ""
     audio_end_ms: int = 0
     text: str = ""
@@ -342,7 +343,7 @@ def parse_browser_message(raw: str) -> BrowserCommand:
         if len(text) > MAX_TEXT_CHARS:
             raise BrowserMessageError("text_too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
         return BrowserCommand("text", text=text.strip())
-    if kind in {"commit", "cancel"}:
+    if kind in {"press", "commit", "cancel", "apply_settings"}:
         return BrowserCommand(kind)
     if kind == "ping":
         t = data.get("t")

@@ -1,0 +1,111 @@
+"""The conversation settings form; its limits come from realtime/options.py."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import VoicePreferences
+from .realtime import options
+from .realtime.options import Preferences
+
+EAGERNESS_CHOICES = [
+    ("auto", _("Automatic")),
+    ("low", _("Low: lets me finish long thoughts")),
+    ("medium", _("Medium")),
+    ("high", _("High: answers as soon as I pause")),
+]
+TRANSCRIPTION_CHOICES = [(m, m) for m in options.TRANSCRIPTION_MODELS]
+LANGUAGE_CHOICES = [("", _("Any (follow me)"))] + [
+    ("en", _("English")),
+    ("es", _("Spanish")),
+    ("de", _("German")),
+    ("fr", _("French")),
+    ("it", _("Italian")),
+    ("pt", _("Portuguese")),
+    ("nl", _("Dutch")),
+    ("pl", _("Polish")),
+    ("ja", _("Japanese")),
+    ("zh", _("Chinese")),
+]
+
+
+def _number(kind: type[forms.Field], bounds: tuple[float, float], label: Any, help_text: Any = "", **kwargs: Any) -> forms.Field:
+    low, high = bounds
+    return kind(
+        label=label,
+        min_value=low,
+        max_value=high,
+        help_text=help_text,
+        widget=forms.NumberInput(attrs={"min": low, "max": high, **kwargs.pop("attrs", {})}),
+        **kwargs,
+    )
+
+
+class PreferencesForm(forms.Form):
+    """Validate a user's conversation settings for the configured dialect."""
+
+    voice = forms.ChoiceField(label=_("Voice"), help_text=_("Fixed once the assistant has spoken in a conversation."))
+    instructions = forms.CharField(
+        label=_("Instructions"),
+        required=False,
+        max_length=options.INSTRUCTIONS_MAX_CHARS,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text=_("Who the assistant should be and how it should answer."),
+    )
+    turn_detection = forms.ChoiceField(label=_("Taking turns"), choices=VoicePreferences.TurnDetection.choices)
+    vad_threshold = _number(
+        forms.FloatField, options.VAD_THRESHOLD, _("Speech threshold"),
+        _("Higher ignores more background noise; lower hears quiet voices."), attrs={"step": 0.05},
+    )
+    silence_duration_ms = _number(
+        forms.IntegerField, options.SILENCE_DURATION_MS, _("Silence before answering (ms)"), attrs={"step": 50}
+    )
+    prefix_padding_ms = _number(
+        forms.IntegerField, options.PREFIX_PADDING_MS, _("Audio kept before speech starts (ms)"), attrs={"step": 50}
+    )
+    eagerness = forms.ChoiceField(label=_("Eagerness"), choices=EAGERNESS_CHOICES)
+    transcription_model = forms.ChoiceField(label=_("Transcription model"), choices=TRANSCRIPTION_CHOICES)
+    language = forms.ChoiceField(
+        label=_("Conversation language"),
+        choices=LANGUAGE_CHOICES,
+        required=False,
+        help_text=_("Transcribes you in this language and asks the assistant to answer in it."),
+    )
+    noise_reduction = forms.ChoiceField(
+        label=_("Noise reduction"),
+        choices=VoicePreferences.NoiseReduction.choices,
+        help_text=_("Choose far field when you use loudspeakers, so the assistant hears itself less."),
+    )
+    speed = _number(forms.FloatField, options.SPEED, _("Speaking speed"), attrs={"step": 0.05})
+    max_response_tokens = _number(
+        forms.IntegerField, options.MAX_RESPONSE_TOKENS, _("Longest answer (tokens)"),
+        _("Leave empty for no limit."), required=False,
+    )
+    temperature = _number(
+        forms.FloatField, options.TEMPERATURE, _("Creativity (temperature)"), attrs={"step": 0.05}
+    )
+
+    def __init__(self, *args: Any, dialect: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.dialect = dialect
+        self.fields["voice"].choices = [(v, v.capitalize()) for v in options.voices_for(dialect)]
+        if not options.has_temperature(dialect):
+            # GA models have no temperature: hide the field rather than ignore what was typed.
+            del self.fields["temperature"]
+
+    @classmethod
+    def for_preferences(cls, prefs: Preferences, *, dialect: str) -> PreferencesForm:
+        """An unbound form showing the saved preferences."""
+        return cls(initial=dataclasses.asdict(prefs), dialect=dialect)
+
+    def to_preferences(self, current: Preferences) -> Preferences:
+        """The validated preferences; fields this dialect hides keep their current values."""
+        data = {k: v for k, v in self.cleaned_data.items() if k in self.fields}
+        return current.with_changes(**data)
+
+    def error_dict(self) -> dict[str, list[str]]:
+        """Errors as plain messages per field, for the JSON answer."""
+        return {field: [e["message"] for e in errors] for field, errors in self.errors.get_json_data().items()}
