@@ -11,6 +11,9 @@ from .models import VoicePreferences
 from .realtime import options
 from .realtime.options import Preferences
 
+# The presets' titles, marked here for translation because options.py has no Django imports.
+PRESET_TITLES = [_("Friendly assistant"), _("Language tutor"), _("Interview practice"), _("Concise expert")]
+
 EAGERNESS_CHOICES = [
     ("auto", _("Automatic")),
     ("low", _("Low: lets me finish long thoughts")),

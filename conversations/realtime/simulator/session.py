@@ -406,24 +406,11 @@ class SimulatedSession:
                 return item
         raise ClientError("item_not_found", f"Item with item_id '{item_id}' not found.", "item_id")
 
-    async def _announce_item(self, item: Item, previous: str | None) -> None:
-        """Preview says conversation.item.created; GA says conversation.item.added, then .done."""
-        if self.dialect == PREVIEW:
-            await self.send(
-                {
-                    "type": "conversation.item.created",
-                    "previous_item_id": previous,
-                    "item": item.payload,
-                }
-            )
-        else:
-            await self.send(
-                {
-                    "type": "conversation.item.added",
-                    "previous_item_id": previous,
-                    "item": item.payload,
-                }
-            )
+    async def _announce_item(self, item: Item, previous: str | None, *, done: bool = True) -> None:
+        """Preview says conversation.item.created; GA says conversation.item.added (then .done when complete)."""
+        name = "conversation.item.created" if self.dialect == PREVIEW else "conversation.item.added"
+        await self.send({"type": name, "previous_item_id": previous, "item": item.payload})
+        if done and self.dialect != PREVIEW:
             await self.send(
                 {
                     "type": "conversation.item.done",
@@ -633,22 +620,8 @@ class SimulatedSession:
                 "item": item.payload,
             }
         )
-        if self.dialect == PREVIEW:
-            await self.send(
-                {
-                    "type": "conversation.item.created",
-                    "previous_item_id": previous,
-                    "item": item.payload,
-                }
-            )
-        else:
-            await self.send(
-                {
-                    "type": "conversation.item.added",
-                    "previous_item_id": previous,
-                    "item": item.payload,
-                }
-            )
+        # The assistant item is complete only at the end of the response: no .done yet.
+        await self._announce_item(item, previous, done=False)
         await self.send(
             {
                 "type": "response.content_part.added",
