@@ -101,3 +101,47 @@ def chromium_args(wav: Path | None) -> list[str]:
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}")
     return args
+
+
+@contextmanager
+def simulator_thread(**kwargs) -> Iterator["RealtimeSimulator"]:
+    """Run a RealtimeSimulator on its own event loop in a thread, so a sync test can read `received`."""
+    import asyncio
+    import threading
+
+    from conversations.realtime.simulator import RealtimeSimulator
+
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder: dict = {}
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        sim = RealtimeSimulator(**kwargs)
+        loop.run_until_complete(sim.start(host="127.0.0.1", port=0))
+        holder["sim"] = sim
+        started.set()
+        loop.run_forever()
+        loop.run_until_complete(sim.stop())
+        loop.close()
+
+    thread = threading.Thread(target=run, name="simulator", daemon=True)
+    thread.start()
+    if not started.wait(15):
+        raise RuntimeError("the simulator did not start")
+    try:
+        yield holder["sim"]
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail with a clear message on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")

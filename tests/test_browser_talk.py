@@ -46,7 +46,7 @@ def test_a_spoken_turn_in_chromium_is_heard_transcribed_answered_and_stored(serv
             page.goto(f"{server}/")
             page.fill("#id_username", "ada")
             page.fill("#id_password", PASSWORD)
-            page.click("button[type=submit], input[type=submit]")
+            page.click("#login-form [type=submit]")
             expect(page.locator("body")).to_contain_text("simulator")
 
             page.click("#start")

@@ -2,24 +2,29 @@
  * The talk WebSocket: binary frames are PCM16 audio, text frames are small JSON control messages.
  */
 
-/** Plain-language explanations of the server's close codes (see docs/browser-protocol.md). */
-export const CLOSE_MESSAGES = {
-  1000: "The conversation ended.",
-  1001: "The server is restarting. Press Start to try again in a moment.",
-  1006: "The connection to the server was lost. Check your network, then press Start to try again.",
-  1008: "The server refused the connection from this page. Reload the page and try again.",
-  1011: "The server ran into a problem. Press Start to try again.",
-  4001: "You are not signed in any more. Sign in again, then press Start.",
-  4004: "That conversation does not exist, or it is not yours.",
-  4401: "The voice service refused the app's credentials. Ask an administrator to check the key.",
-  4404: "The voice service has no such deployment. Ask an administrator to check its name.",
-  4429: "The voice service is busy or over its quota. Wait a minute, then press Start again.",
-  4502: "The voice service could not be reached or dropped the session. Press Start to try again.",
-};
+import { gettext, interpolate } from "./i18n.js";
+
+/** Plain-language explanations of the server's close codes (see docs/browser-protocol.md), in the page's language. */
+function closeMessages() {
+  return {
+    1000: gettext("The conversation ended."),
+    1001: gettext("The server is restarting. Press Start to try again in a moment."),
+    1006: gettext("The connection to the server was lost. Check your network, then press Start to try again."),
+    1008: gettext("The server refused the connection from this page. Reload the page and try again."),
+    1011: gettext("The server ran into a problem. Press Start to try again."),
+    4001: gettext("You are not signed in any more. Sign in again, then press Start."),
+    4004: gettext("That conversation does not exist, or it is not yours."),
+    4401: gettext("The voice service refused the app's credentials. Ask an administrator to check the key."),
+    4404: gettext("The voice service has no such deployment. Ask an administrator to check its name."),
+    4429: gettext("The voice service is busy or over its quota. Wait a minute, then press Start again."),
+    4502: gettext("The voice service could not be reached or dropped the session. Press Start to try again."),
+  };
+}
 
 /** Returns the plain-language message for a close code, with a generic fallback. */
 export function closeMessage(code) {
-  return CLOSE_MESSAGES[code] ?? `The connection closed unexpectedly (code ${code}). Press Start to try again.`;
+  return closeMessages()[code]
+    ?? interpolate(gettext("The connection closed unexpectedly (code %(code)s). Press Start to try again."), { code });
 }
 
 /** Builds the absolute ws:// or wss:// URL for a socket path, continuing `conversationId` when given. */

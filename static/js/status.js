@@ -2,27 +2,39 @@
  * The status indicator: one state at a time, shown as a data attribute and in words.
  */
 
-const TEXT = {
-  idle: "Press Start to talk.",
-  connecting: "Connecting…",
-  listening: "Listening: go ahead and speak.",
-  "user-speaking": "Hearing you…",
-  thinking: "Thinking…",
-  "assistant-speaking": "Assistant is speaking. Speak to interrupt.",
-  error: "Stopped.",
-};
+import { gettext } from "./i18n.js";
+
+/** Default words per state; the template's data-text-* attributes (translated server-side) win. */
+function defaultText() {
+  return {
+    idle: gettext("Press Start to talk."),
+    connecting: gettext("Connecting…"),
+    listening: gettext("Listening: go ahead and speak."),
+    "listening-ptt": gettext("Ready: hold the Talk button, or the Space bar, while you speak."),
+    "user-speaking": gettext("Hearing you…"),
+    thinking: gettext("Thinking…"),
+    "assistant-speaking": gettext("Assistant is speaking. Speak to interrupt."),
+    "assistant-speaking-ptt": gettext("Assistant is speaking. Hold the Talk button to interrupt."),
+    "mic-blocked": gettext("The microphone is blocked. Allow it with the icon at the left of the address bar (or in the browser's site settings), then press Start again."),
+    error: gettext("Stopped."),
+  };
+}
+
+/** `user-speaking` → `textUserSpeaking`, the dataset key of `data-text-user-speaking`. */
+const datasetKey = (key) => `text${key.replace(/(^|-)(\w)/g, (_, __, c) => c.toUpperCase())}`;
 
 /** Shows the conversation state in `#status` (data-state drives the styles) and tells a listener. */
 export class Status {
   constructor(element, onChange = () => {}) {
     this.element = element;
     this.onChange = onChange;
-    // Server-rendered strings win over the defaults, so translations of the template apply here too.
-    this.text = { ...TEXT };
-    for (const state of Object.keys(TEXT)) {
-      const translated = element.dataset[`text${state.replace(/(^|-)(\w)/g, (_, __, c) => c.toUpperCase())}`];
-      if (translated) this.text[state] = translated;
+    this.text = defaultText();
+    for (const key of Object.keys(this.text)) {
+      const translated = element.dataset[datasetKey(key)];
+      if (translated) this.text[key] = translated;
     }
+    /** "ptt" while push-to-talk is the turn mode: some states then explain a different gesture. */
+    this.variant = "";
     this.set(element.dataset.state || "idle");
   }
 
@@ -30,7 +42,16 @@ export class Status {
   set(state) {
     this.state = state;
     this.element.dataset.state = state;
-    this.element.querySelector(".status-text").textContent = this.text[state] ?? state;
+    this.element.dataset.variant = this.variant;
+    const words = (this.variant && this.text[`${state}-${this.variant}`]) || this.text[state] || state;
+    this.element.querySelector(".status-text").textContent = words;
     this.onChange(state);
+  }
+
+  /** Changes the variant and refreshes the words of the current state. */
+  setVariant(variant) {
+    if (variant === this.variant) return;
+    this.variant = variant;
+    this.set(this.state);
   }
 }

@@ -3,6 +3,11 @@
  */
 import { CaptureNode, openMicrophone } from "./audio/capture.js";
 import { PlayerNode } from "./audio/player.js";
+import { MicrophoneChooser, isMicBlocked, micErrorMessage } from "./devices.js";
+import { gettext } from "./i18n.js";
+import { LevelMeter } from "./meter.js";
+import { PushToTalk } from "./ptt.js";
+import { SettingsPanel } from "./settings-panel.js";
 import { TalkSocket, socketUrl } from "./socket.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
@@ -10,11 +15,20 @@ import { Transcript } from "./transcript.js";
 const root = document.getElementById("talk");
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
+const muteButton = document.getElementById("mute");
+const pttButton = document.getElementById("ptt");
 const errorBox = document.getElementById("error");
+const noticeBox = document.getElementById("notice");
+const speaking = document.getElementById("speaking");
+const assistantVoice = document.getElementById("assistant-voice");
+const textForm = document.getElementById("text-form");
+const textInput = document.getElementById("text-input");
+const settingsForm = document.getElementById("settings-form");
 const transcript = new Transcript(document.getElementById("transcript"));
+const meter = new LevelMeter(document.getElementById("level"));
 
 /** Fresh counters for one conversation: batches captured, bytes sent, 24 kHz samples played, and so on. */
-const freshStats = () => ({ framesCaptured: 0, bytesSent: 0, framesPlayed: 0, underruns: 0, truncates: 0, messages: {} });
+const freshStats = () => ({ framesCaptured: 0, bytesSent: 0, framesPlayed: 0, underruns: 0, jitterMs: 0, truncates: 0, messages: {} });
 
 /** Test hook and debugging aid: the page's state and the current conversation's counters, kept current. */
 const app = {
@@ -23,6 +37,10 @@ const app = {
   level: 0,
   lastTruncate: null,
   stats: freshStats(),
+  /** Effective settings ({turn_detection, voice, language}): the saved ones until `ready` says otherwise. */
+  settings: savedSettings(),
+  muted: false,
+  pttHeld: false,
 };
 window.voiceApp = app;
 
@@ -31,21 +49,13 @@ const status = new Status(document.getElementById("status"), (state) => { app.st
 /** Everything that belongs to one live conversation; replaced on each Start. */
 let session = null;
 
-/** Returns the plain-language message for a failure to open the microphone. */
-function micErrorMessage(error) {
-  switch (error?.name) {
-    case "NotAllowedError":
-    case "SecurityError":
-      return "The microphone is blocked. Allow it with the icon at the left of the address bar (or in the browser's site settings), then press Start again.";
-    case "NotFoundError":
-    case "OverconstrainedError":
-      return "No microphone was found. Connect one, then press Start again.";
-    case "NotReadableError":
-      return "The microphone is in use by another application. Close it, then press Start again.";
-    default:
-      return "The microphone could not be opened. Check that this page is served over HTTPS and that a microphone is connected.";
-  }
+/** The settings the form was rendered with: what the next conversation will use. */
+function savedSettings() {
+  const field = (name) => settingsForm?.elements.namedItem(name)?.value ?? "";
+  return { turn_detection: field("turn_detection") || "server_vad", voice: field("voice"), language: field("language") };
 }
+
+const isPushToTalk = () => app.settings?.turn_detection === "push_to_talk";
 
 /** Shows a plain-language problem in #error, or hides the box when `message` is empty. */
 function showError(message) {
@@ -53,56 +63,122 @@ function showError(message) {
   errorBox.hidden = !message;
 }
 
-/** Enables Start or Stop, whichever makes sense now. */
+/** Shows information that is not a problem (e.g. the voice could not change) in #notice. */
+function showNotice(message) {
+  noticeBox.textContent = message;
+  noticeBox.hidden = !message;
+}
+
+/** Enables Start or Stop, whichever makes sense now; typing waits for `ready`. */
 function setRunning(running) {
   startButton.disabled = running;
   stopButton.disabled = !running;
+  if (!running) setTextEnabled(false);
+}
+
+function setTextEnabled(enabled) {
+  for (const control of textForm.elements) control.disabled = !enabled;
+}
+
+/** Lights "you are speaking" (from the server's VAD, or while push-to-talk is held). */
+function setSpeaking(active) {
+  speaking.dataset.active = String(active);
+}
+
+/** Shows the push-to-talk button only in push-to-talk mode, usable only once the conversation is ready. */
+function applyMode() {
+  const ptt = isPushToTalk();
+  pttButton.hidden = !ptt;
+  root.dataset.mode = ptt ? "push-to-talk" : "vad";
+  const usable = ptt && Boolean(session?.ready);
+  pttButton.disabled = !usable;
+  pushToTalk.setEnabled(usable);
+  status.setVariant(ptt ? "ptt" : "");
+  if (!ptt && session) session.pttOpen = false;
 }
 
 /** Opens the mic and the audio graph first (so a blocked mic never opens a socket), then connects. */
 async function start() {
   setRunning(true);
   showError("");
+  showNotice("");
   status.set("connecting");
-  transcript.separate(root.dataset.textNewConversation || "New conversation");
+  transcript.separate(root.dataset.textNewConversation || gettext("New conversation"));
   Object.assign(app.stats, freshStats()); // In place, so a reference held by a test stays live.
   app.lastTruncate = null;
-  const s = { socket: null, context: null, capture: null, player: null, ready: false, itemId: null, interrupted: new Set(), closed: false };
+  const s = {
+    socket: null, context: null, capture: null, player: null, ready: false, itemId: null,
+    interrupted: new Set(), closed: false, pttOpen: false, pttSequence: Promise.resolve(),
+  };
   session = s;
   let stream = null;
   try {
     s.context = new AudioContext({ latencyHint: "interactive" }); // Native rate: Firefox refuses a forced 24 kHz with a mic.
-    stream = await openMicrophone();
+    stream = await openMicrophone(microphones.deviceId);
+    microphones.refresh(); // Labels become readable once permission is granted.
     if (session !== s) return stream.getTracks().forEach((t) => t.stop()); // Stop was pressed meanwhile.
     s.capture = await CaptureNode.create(s.context, root.dataset.captureWorklet, stream);
     s.player = await PlayerNode.create(s.context, root.dataset.playbackWorklet);
     await s.context.resume();
   } catch (error) {
     stream?.getTracks().forEach((t) => t.stop());
-    finish(s, "error", stream ? "Audio could not be started in this browser. Try a recent Chrome, Edge, Firefox or Safari." : micErrorMessage(error));
+    if (!stream && isMicBlocked(error)) finish(s, "mic-blocked", "");
+    else finish(s, "error", stream ? gettext("Audio could not be started in this browser. Try a recent Chrome, Edge, Firefox or Safari.") : micErrorMessage(error));
     return;
   }
-  if (session !== s) { stream.getTracks().forEach((t) => t.stop()); return; } // Stopped while loading.
-  s.capture.onbatch = (pcm, level) => onBatch(s, pcm, level);
+  if (session !== s) { s.capture.stop(); return; } // Stopped while loading.
+  attachCapture(s, s.capture);
   s.player.addEventListener("playback", (event) => onPlayback(s, event.detail));
-  const broken = () => finish(s, "error", "Audio processing stopped unexpectedly. Press Start to try again.");
-  s.capture.addEventListener("processorerror", broken);
-  s.player.addEventListener("processorerror", broken);
+  s.player.addEventListener("processorerror", () => broken(s));
   s.socket = connect(s);
 }
 
-/** Sends one 40 ms batch as one binary frame once the server said `ready`. */
+const broken = (s) => finish(s, "error", gettext("Audio processing stopped unexpectedly. Press Start to try again."));
+
+/** Routes a capture node's batches to session `s` and notices when its microphone goes away. */
+function attachCapture(s, capture) {
+  capture.onbatch = (pcm, level) => onBatch(s, pcm, level);
+  capture.addEventListener("processorerror", () => broken(s));
+  const track = capture.stream.getAudioTracks()[0];
+  track?.addEventListener("ended", () => {
+    // Unplugged or revoked: fall back to the default microphone without ending the conversation.
+    if (session === s && s.capture === capture) switchMicrophone("", gettext("The microphone was disconnected; switched to the default one."));
+  });
+}
+
+/** Zero-filled buffers by size, for muted frames: the socket copies them, so one of each size is enough. */
+const silence = new Map();
+function silent(byteLength) {
+  if (!silence.has(byteLength)) silence.set(byteLength, new ArrayBuffer(byteLength));
+  return silence.get(byteLength);
+}
+
+/**
+ * Sends one 40 ms batch as one binary frame once the server said `ready`. Muted, the server VAD gets
+ * silence (so it still sees time pass); in push-to-talk only frames between press and release go out.
+ */
 function onBatch(s, pcm, level) {
   app.stats.framesCaptured++;
   app.level = level;
-  if (s.ready && s.socket.sendAudio(pcm)) app.stats.bytesSent += pcm.byteLength;
+  meter.set(app.muted ? 0 : level);
+  if (!s.ready) return;
+  let frame = pcm;
+  if (isPushToTalk()) {
+    if (!s.pttOpen || app.muted) return;
+  } else if (app.muted) {
+    frame = silent(pcm.byteLength);
+  }
+  if (s.socket.sendAudio(frame)) app.stats.bytesSent += frame.byteLength;
 }
 
 /** Mirrors the worklet's counters and moves the status when the assistant starts or stops being heard. */
 function onPlayback(s, detail) {
   app.stats.framesPlayed = detail.played;
   app.stats.underruns = detail.underruns;
-  if (session !== s || !s.ready || !detail.changed) return;
+  app.stats.jitterMs = detail.jitterMs;
+  if (session !== s) return;
+  assistantVoice.dataset.active = String(Boolean(detail.active));
+  if (!s.ready || !detail.changed) return;
   if (detail.active && (status.state === "thinking" || status.state === "listening")) status.set("assistant-speaking");
   else if (!detail.active && status.state === "assistant-speaking") status.set("listening");
 }
@@ -116,6 +192,42 @@ async function bargeIn(s) {
   app.stats.truncates++;
   app.lastTruncate = { itemId, playedMs };
 }
+
+/** Push-to-talk pressed: interrupt the assistant if it is being heard, then `press`, then let frames through. */
+function pttPress() {
+  const s = session;
+  if (!s?.ready || !isPushToTalk()) return;
+  if (app.muted) {
+    showNotice(gettext("You are muted. Unmute to talk."));
+    return;
+  }
+  app.pttHeld = true;
+  s.pttPressed = true;
+  setSpeaking(true);
+  status.set("user-speaking");
+  s.pttSequence = s.pttSequence.then(async () => {
+    if (s.player.status.active) await bargeIn(s);
+    s.socket.send({ type: "press" });
+    s.pttOpen = true;
+  });
+}
+
+/** Push-to-talk released: stop the frames, then `commit` what was said. */
+function pttRelease() {
+  app.pttHeld = false;
+  const s = session;
+  if (!s?.pttPressed) return;
+  s.pttPressed = false;
+  setSpeaking(false);
+  s.pttSequence = s.pttSequence.then(() => {
+    s.pttOpen = false;
+    if (s.closed) return;
+    s.socket.send({ type: "commit" });
+    if (status.state === "user-speaking") status.set("thinking");
+  });
+}
+
+const pushToTalk = new PushToTalk(pttButton, { onPress: pttPress, onRelease: pttRelease });
 
 /** The conversation the page was opened to continue; only the first Start continues it. */
 let continueId = root.dataset.conversationId || null;
@@ -132,13 +244,30 @@ function connect(s) {
     .on("ready", (msg) => {
       s.ready = true;
       app.conversationId = msg.conversation_id;
+      if (msg.settings) app.settings = msg.settings;
+      applyMode();
+      setTextEnabled(true);
       status.set("listening");
     })
+    .on("settings_applied", (msg) => {
+      if (msg.settings) app.settings = msg.settings;
+      applyMode();
+      if (msg.voice_locked) {
+        showNotice(gettext("Settings applied. The voice can't change once the assistant has spoken in a conversation: the new voice will be used in your next conversation."));
+      } else {
+        showNotice(gettext("Settings applied to this conversation."));
+      }
+      if (status.state === "listening") status.set("listening"); // Refresh the words for the mode.
+    })
     .on("speech_started", () => {
+      setSpeaking(true);
       status.set("user-speaking");
       bargeIn(s);
     })
-    .on("speech_stopped", () => status.set("thinking"))
+    .on("speech_stopped", () => {
+      setSpeaking(false);
+      status.set("thinking");
+    })
     .on("user_item", (msg) => {
       if (!s.fatal) showError(""); // A new turn makes an earlier non-fatal problem stale.
       transcript.ensure("user", msg.item_id, "…");
@@ -157,8 +286,9 @@ function connect(s) {
     })
     .on("truncated", (msg) => transcript.markInterrupted(msg.item_id))
     .on("error", (msg) => {
-      showError(msg.message || "Something went wrong.");
+      showError(msg.message || gettext("Something went wrong."));
       if (msg.fatal) { s.fatal = true; status.set("error"); }
+      else if (status.state === "thinking" && !s.player.status.active) status.set("listening"); // e.g. too_short.
     })
     .on("close", ({ code, message }) => {
       if (s.closed) return; // We closed it ourselves with Stop.
@@ -171,17 +301,111 @@ function connect(s) {
 function finish(s, state, message) {
   if (s.closed) return;
   s.closed = true;
+  s.ready = false;
   s.capture?.stop();
   s.socket?.close(1000);
   s.context?.close().catch(() => {});
   if (session === s) {
     session = null;
+    app.pttHeld = false;
     setRunning(false);
+    setSpeaking(false);
+    assistantVoice.dataset.active = "false";
+    meter.reset();
+    applyMode();
     status.set(state);
     if (message !== null) showError(message);
   }
 }
 
+/** Swaps the live conversation's microphone without touching the socket or the player. */
+async function switchMicrophone(deviceId, notice = "") {
+  const s = session;
+  if (!s?.capture || s.closed) return;
+  let stream;
+  try {
+    stream = await openMicrophone(deviceId);
+  } catch (error) {
+    showError(micErrorMessage(error));
+    return;
+  }
+  if (session !== s || s.closed) { stream.getTracks().forEach((t) => t.stop()); return; }
+  let capture;
+  try {
+    capture = await CaptureNode.create(s.context, root.dataset.captureWorklet, stream);
+  } catch {
+    stream.getTracks().forEach((t) => t.stop());
+    return;
+  }
+  if (session !== s || s.closed) { capture.stop(); return; }
+  const old = s.capture;
+  s.capture = capture;
+  attachCapture(s, capture);
+  old.stop();
+  microphones.refresh();
+  showError("");
+  if (notice) showNotice(notice);
+}
+
+const microphones = new MicrophoneChooser(document.getElementById("mic-select"), {
+  onChange: (deviceId) => switchMicrophone(deviceId),
+  onDevicesChanged: () => {
+    // The chosen microphone came back, or the one in use went away: follow it.
+    const inUse = session?.capture?.trackSettings.deviceId;
+    if (session?.capture && inUse && !microphones.has(inUse)) switchMicrophone(microphones.deviceId);
+  },
+});
+
+function setMuted(muted) {
+  app.muted = muted;
+  muteButton.setAttribute("aria-pressed", String(muted));
+  root.dataset.muted = String(muted);
+  meter.set(muted ? 0 : app.level);
+  if (muted && app.pttHeld) pushToTalk.cancel();
+  if (!muted) showNotice("");
+}
+
+/** Sends a typed message; the server echoes it back as the user's transcript. */
+function sendText() {
+  const s = session;
+  const text = textInput.value.trim();
+  if (!s?.ready || !text) return;
+  const send = () => s.socket.send({ type: "text", text });
+  // Typing over the assistant interrupts it, like speaking over it.
+  if (s.player.status.active) bargeIn(s).then(send);
+  else send();
+  textInput.value = "";
+  textInput.focus();
+}
+
+textForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  sendText();
+});
+textInput.addEventListener("keydown", (event) => {
+  // Enter sends, Shift+Enter starts a new line; never while an input method is composing a word.
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    sendText();
+  }
+});
+
+if (settingsForm) {
+  new SettingsPanel(settingsForm, {
+    onSaved: (settings) => {
+      if (session?.ready) {
+        session.socket.send({ type: "apply_settings" }); // The live session answers with settings_applied.
+      } else {
+        app.settings = { ...app.settings, ...settings };
+        applyMode();
+      }
+    },
+  });
+}
+
 startButton.addEventListener("click", () => { start(); });
 stopButton.addEventListener("click", () => { if (session) finish(session, "idle", ""); });
+muteButton.addEventListener("click", () => setMuted(!app.muted));
 setRunning(false);
+setMuted(false);
+applyMode();

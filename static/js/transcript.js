@@ -2,7 +2,14 @@
  * Transcript bubbles: one per conversation item, in the order the items took their place.
  */
 
-const LABELS = { user: "You", assistant: "Assistant" };
+import { gettext } from "./i18n.js";
+
+/** The label above a bubble, in the page's language. */
+function label(role) {
+  if (role === "user") return gettext("You");
+  if (role === "assistant") return gettext("Assistant");
+  return role;
+}
 
 /** Keeps one bubble per item id inside the transcript region; all text goes in through textContent. */
 export class Transcript {
@@ -21,7 +28,7 @@ export class Transcript {
     bubble.dataset.itemId = itemId;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = LABELS[role] ?? role;
+    who.textContent = label(role);
     const text = document.createElement("p");
     text.className = "text";
     text.textContent = placeholder;
@@ -50,7 +57,7 @@ export class Transcript {
     bubble.classList.add("done");
     // An empty final transcript (nothing was recognised) keeps whatever was shown rather than blanking it.
     if (finalText || !bubble.querySelector(".text").textContent) {
-      bubble.querySelector(".text").textContent = finalText || "(no transcript)";
+      bubble.querySelector(".text").textContent = finalText || gettext("(no transcript)");
     }
   }
 
@@ -61,7 +68,7 @@ export class Transcript {
     bubble.classList.add("interrupted");
     const note = document.createElement("span");
     note.className = "note";
-    note.textContent = "(interrupted)";
+    note.textContent = gettext("(interrupted)");
     bubble.append(note);
   }
 

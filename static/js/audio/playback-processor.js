@@ -2,14 +2,20 @@
  * Playback worklet: a preallocated ring of 24 kHz samples, played out at the context's rate.
  *
  * The main thread posts PCM16 buffers tagged with their assistant item; this processor converts
- * them into the ring, waits for a small jitter buffer, resamples with linear interpolation, and
+ * them into the ring, waits for an adaptive jitter buffer, resamples with linear interpolation, and
  * counts how many 24 kHz samples of each item were actually played, which is what barge-in
  * truncates the server's copy to.
  */
 
 const SOURCE_RATE = 24000;
 const CAPACITY = SOURCE_RATE * 60; // 60 s of audio: more than any single response queues ahead.
-const PREBUFFER = SOURCE_RATE * 0.08; // 80 ms of jitter buffer before starting or resuming.
+// Adaptive jitter buffer: audio held back before starting or resuming. It starts small for low
+// latency, grows by a step after each underrun (the network is bumpier than assumed), and shrinks
+// by half a step after a long run without one.
+const JITTER_MIN = SOURCE_RATE * 0.06; // 60 ms
+const JITTER_MAX = SOURCE_RATE * 0.3; // 300 ms
+const JITTER_STEP = SOURCE_RATE * 0.04; // 40 ms
+const CLEAN_RUN = SOURCE_RATE * 20; // 20 s of audio played without an underrun
 const MAX_ITEMS = 32; // Item boundaries still in the ring; a turn rarely has more than one.
 
 class PlaybackProcessor extends AudioWorkletProcessor {
@@ -31,7 +37,10 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.playing = false; // True while past the jitter buffer and producing sound.
     this.gain = 0; // Ramped so starts and stops never click.
     this.hold = 0; // Last output sample, decayed to zero on underrun instead of a hard cut.
+    this.residual = 0; // The decaying last sample, cross-faded with the audio that resumes after a gap.
     this.underruns = 0;
+    this.target = JITTER_MIN; // Current jitter buffer, in 24 kHz samples.
+    this.clean = 0; // Samples played since the last underrun or shrink.
     this.dropped = 0;
     this.reportEvery = Math.round((0.1 * sampleRate) / 128); // About every 100 ms.
     this.quanta = 0;
@@ -92,7 +101,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
 
   process(inputs, outputs) {
     const out = outputs[0][0];
-    if (!this.playing && this.available > 0 && (this.available >= PREBUFFER || this.ended)) {
+    if (!this.playing && this.available > 0 && (this.available >= this.target || this.ended)) {
       this.playing = true;
       this.report();
     }
@@ -100,14 +109,16 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       if (this.playing && (this.available >= 2 || (this.available === 1 && this.frac === 0))) {
         const a = this.ring[this.readIndex];
         const b = this.available >= 2 ? this.ring[(this.readIndex + 1) % CAPACITY] : a;
-        this.gain += (1 - this.gain) * 0.05; // ~0.5 ms fade-in at 48 kHz.
-        this.hold = (a + (b - a) * this.frac) * this.gain;
+        this.gain += (1 - this.gain) * 0.01; // ~2 ms fade-in at 48 kHz: resuming never clicks.
+        this.residual *= 0.99; // What was left of the sound before a gap fades out under the new audio.
+        this.hold = (a + (b - a) * this.frac) * this.gain + this.residual * (1 - this.gain);
         this.frac += this.step;
         while (this.frac >= 1 && this.available > 0) this.advance();
       } else {
         if (this.playing) this.starve();
         this.gain = 0;
-        this.hold *= 0.95; // Decay the last sample instead of jumping to zero: no click.
+        this.hold *= 0.99; // Decay the last sample (~2 ms) instead of jumping to zero: no click.
+        this.residual = this.hold;
       }
       out[i] = this.hold;
     }
@@ -122,6 +133,10 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.readIndex = (this.readIndex + 1) % CAPACITY;
     this.available--;
     this.played++;
+    if (++this.clean >= CLEAN_RUN) {
+      this.clean = 0;
+      this.target = Math.max(JITTER_MIN, this.target - JITTER_STEP / 2);
+    }
     this.retire();
   }
 
@@ -135,7 +150,11 @@ class PlaybackProcessor extends AudioWorkletProcessor {
     this.playing = false;
     this.frac = 0;
     if (this.available === 1) this.advance(); // A lone last sample cannot be interpolated; count it.
-    if (!this.ended) this.underruns++;
+    if (!this.ended) {
+      this.underruns++;
+      this.clean = 0;
+      this.target = Math.min(JITTER_MAX, this.target + JITTER_STEP);
+    }
     this.report();
   }
 
@@ -168,6 +187,7 @@ class PlaybackProcessor extends AudioWorkletProcessor {
       buffered: this.available,
       underruns: this.underruns,
       dropped: this.dropped,
+      jitterMs: this.target / 24,
     });
   }
 }

@@ -1,0 +1,259 @@
+/**
+ * The pre-flight check page: microphone, level, sample-rate path, server round trip and echo cancellation.
+ */
+import { CaptureNode, openMicrophone } from "./audio/capture.js";
+import { isMicBlocked, remembered } from "./devices.js";
+import { gettext, interpolate } from "./i18n.js";
+import { LevelMeter, levelPercent } from "./meter.js";
+import { socketUrl } from "./socket.js";
+
+const root = document.getElementById("check");
+const runButton = document.getElementById("run-checks");
+const statusLine = document.getElementById("check-status");
+const meter = new LevelMeter(document.getElementById("check-level"));
+
+const LISTEN_MS = 3000;
+const BATCH_BYTES = 1920; // 40 ms of 24 kHz PCM16.
+const PINGS = 5;
+const SLOW_MS = 300;
+
+/** Words for each result, shown next to the check's name. */
+const outcomeText = () => ({
+  running: gettext("Checking…"),
+  pass: gettext("Passed"),
+  warn: gettext("Warning"),
+  fail: gettext("Failed"),
+});
+
+/** Sets one row's result, what was found and (for warn/fail) what to do about it; all as text. */
+function report(check, result, detail, fix = "") {
+  const row = document.querySelector(`#check-results [data-check="${check}"]`);
+  row.dataset.result = result;
+  row.querySelector(".check-outcome").textContent = outcomeText()[result] ?? result;
+  row.querySelector(".check-detail").textContent = detail;
+  row.querySelector(".check-fix").textContent = fix;
+}
+
+const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Opens the remembered microphone, or the default one when it is gone. */
+async function openChosenMicrophone() {
+  const deviceId = remembered();
+  try {
+    return await openMicrophone(deviceId);
+  } catch (error) {
+    if (deviceId && (error.name === "OverconstrainedError" || error.name === "NotFoundError")) return openMicrophone("");
+    throw error;
+  }
+}
+
+/** What to do when the microphone cannot be opened, in plain words. */
+function micFix(error) {
+  switch (error?.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return gettext("Allow the microphone with the icon at the left of the address bar (or in the browser's site settings), then run the checks again.");
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return gettext("Connect a microphone, then run the checks again.");
+    case "NotReadableError":
+      return gettext("Another application is using the microphone. Close it, then run the checks again.");
+    default:
+      return gettext("Check that this page is served over HTTPS and that a microphone is connected.");
+  }
+}
+
+/** Microphone permission: the stream, or null after reporting why there is none. */
+async function checkMicrophone() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    report("mic", "fail", gettext("This browser cannot use a microphone on this page."),
+      gettext("Open the page over HTTPS in a recent Chrome, Edge, Firefox or Safari."));
+    return null;
+  }
+  try {
+    const stream = await openChosenMicrophone();
+    const label = stream.getAudioTracks()[0]?.label || gettext("the microphone");
+    report("mic", "pass", interpolate(gettext("Allowed: using %(name)s."), { name: label }));
+    return stream;
+  } catch (error) {
+    const detail = isMicBlocked(error) ? gettext("The microphone is blocked for this site.") : gettext("The microphone could not be opened.");
+    report("mic", "fail", detail, micFix(error));
+    return null;
+  }
+}
+
+/**
+ * Runs the real capture worklet for a few seconds: the level it measures, and whether it turns the
+ * context's native rate into 1920-byte batches 25 times a second. Without a microphone a test tone
+ * stands in, so the resampling path is still checked.
+ */
+async function checkAudioPath(context, stream) {
+  if (!context.audioWorklet) {
+    report("rate", "fail", gettext("This browser has no AudioWorklet, which the app needs to prepare your voice."),
+      gettext("Use a recent Chrome, Edge, Firefox or Safari."));
+    return;
+  }
+  let source = stream;
+  let tone = null;
+  if (!source) {
+    tone = context.createOscillator();
+    const destination = context.createMediaStreamDestination();
+    tone.connect(destination);
+    tone.start();
+    source = destination.stream;
+  }
+  let capture;
+  try {
+    capture = await CaptureNode.create(context, root.dataset.captureWorklet, source);
+    await context.resume();
+  } catch {
+    report("rate", "fail", gettext("The audio worklet could not be started."), gettext("Use a recent Chrome, Edge, Firefox or Safari."));
+    return;
+  }
+  const batches = { count: 0, wrongSize: 0, first: 0, last: 0, peak: 0 };
+  capture.onbatch = (pcm, level) => {
+    const now = performance.now();
+    if (!batches.count) batches.first = now;
+    batches.last = now;
+    batches.count++;
+    if (pcm.byteLength !== BATCH_BYTES) batches.wrongSize++;
+    if (stream) {
+      batches.peak = Math.max(batches.peak, level);
+      meter.set(level);
+    }
+  };
+  if (stream) statusLine.textContent = gettext("Say a few words now…");
+  await wait(LISTEN_MS);
+  capture.stop();
+  tone?.stop();
+  meter.reset();
+  statusLine.textContent = "";
+
+  if (stream) reportLevel(batches.peak);
+  reportRate(context.sampleRate, batches);
+}
+
+function reportLevel(peak) {
+  const level = levelPercent(peak); // The meter's 0–100 scale, which the user just watched.
+  if (peak < 0.002) {
+    report("level", "fail", gettext("We can't hear you: the microphone sent only silence."),
+      gettext("Check that the right microphone is chosen and not muted (some headsets and laptops have a mute switch), and raise its input volume in your system's sound settings."));
+  } else if (peak < 0.01) {
+    report("level", "warn", interpolate(gettext("We can hear you, but very quietly (loudest: %(level)s out of 100)."), { level }),
+      gettext("Move closer to the microphone or raise its input volume in your system's sound settings."));
+  } else {
+    report("level", "pass", interpolate(gettext("We can hear you (loudest: %(level)s out of 100)."), { level }));
+  }
+}
+
+function reportRate(nativeRate, batches) {
+  const path = nativeRate === 24000
+    ? gettext("24000 Hz: already the rate the assistant uses, no resampling needed.")
+    : interpolate(gettext("%(rate)s Hz → 24000 Hz, resampled in the capture worklet."), { rate: nativeRate });
+  if (batches.count < 2) {
+    report("rate", "fail", `${path} ${gettext("But the worklet produced no audio.")}`,
+      gettext("Reload the page and try again; if it still fails, use a recent Chrome, Edge, Firefox or Safari."));
+    return;
+  }
+  const perSecond = Math.round(((batches.count - 1) / ((batches.last - batches.first) / 1000)) * 10) / 10;
+  const detail = `${path} ${interpolate(gettext("%(count)s batches of 1920 bytes, %(rate)s per second."), { count: batches.count, rate: perSecond })}`;
+  if (batches.wrongSize) {
+    report("rate", "fail", detail, gettext("Some batches had the wrong size. Reload the page and try again."));
+  } else if (perSecond < 22 || perSecond > 28) {
+    report("rate", "warn", detail,
+      gettext("Audio is not arriving at a steady 25 batches per second; the computer may be busy. Close other tabs or applications that use audio."));
+  } else {
+    report("rate", "pass", detail);
+  }
+}
+
+function checkEcho(stream) {
+  if (!stream) {
+    report("echo", "fail", gettext("Not checked: the microphone is not available."), gettext("Allow the microphone, then run the checks again."));
+    return;
+  }
+  const echo = stream.getAudioTracks()[0]?.getSettings().echoCancellation;
+  if (echo === true) {
+    report("echo", "pass", gettext("Echo cancellation is on: the assistant should not hear itself."));
+  } else if (echo === false) {
+    report("echo", "warn", gettext("Echo cancellation is off, so the assistant may hear itself through your speakers and interrupt itself."),
+      gettext("Use headphones, or choose far-field noise reduction in the conversation settings."));
+  } else {
+    report("echo", "warn", gettext("This browser does not say whether echo cancellation is on."),
+      gettext("Use headphones to be safe."));
+  }
+}
+
+/** Opens the check socket and measures the median of a few ping round trips. */
+async function checkSocket() {
+  let socket;
+  try {
+    socket = new WebSocket(socketUrl(root.dataset.wsCheckPath));
+  } catch {
+    report("socket", "fail", gettext("The connection could not be opened."), gettext("Reload the page and try again."));
+    return;
+  }
+  const times = [];
+  try {
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), 5000);
+      socket.onopen = () => { clearTimeout(timer); resolve(); };
+      socket.onclose = (event) => { clearTimeout(timer); reject(new Error(`closed ${event.code}`)); };
+    });
+    for (let i = 0; i < PINGS; i++) {
+      const t = performance.now();
+      await new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("timeout")), 3000);
+        socket.onmessage = (event) => {
+          let message = null;
+          try { message = JSON.parse(event.data); } catch { return; }
+          if (message?.type === "pong" && message.t === t) { clearTimeout(timer); resolve(); }
+        };
+        socket.onclose = () => { clearTimeout(timer); reject(new Error("closed")); };
+        socket.send(JSON.stringify({ type: "ping", t }));
+      });
+      times.push(performance.now() - t);
+    }
+  } catch {
+    report("socket", "fail",
+      times.length ? gettext("The connection to the server stopped answering.") : gettext("Could not connect to the server."),
+      gettext("Check your internet connection. Some company networks and proxies block WebSockets: try another network."));
+    return;
+  } finally {
+    socket.onclose = null;
+    if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  }
+  times.sort((a, b) => a - b);
+  const median = Math.round(times[Math.floor(times.length / 2)]);
+  const detail = interpolate(gettext("Round trip to the server: %(ms)s ms (median of %(count)s)."), { ms: median, count: times.length });
+  if (median > SLOW_MS) {
+    report("socket", "warn", detail, gettext("The connection is slow, so answers will feel delayed. A wired or stronger connection helps."));
+  } else {
+    report("socket", "pass", detail);
+  }
+}
+
+async function run() {
+  runButton.disabled = true;
+  for (const row of document.querySelectorAll("#check-results [data-check]")) report(row.dataset.check, "running", "");
+  // Made before any await, while the click still counts as a user gesture, so audio may start.
+  const context = new AudioContext({ latencyHint: "interactive" });
+  let stream = null;
+  try {
+    stream = await checkMicrophone();
+    if (!stream) {
+      const reason = gettext("Not checked: the microphone is not available.");
+      report("level", "fail", reason, gettext("Allow the microphone, then run the checks again."));
+    }
+    await checkAudioPath(context, stream);
+    checkEcho(stream);
+    await checkSocket();
+    statusLine.textContent = gettext("Checks finished.");
+  } finally {
+    stream?.getTracks().forEach((track) => track.stop());
+    context.close().catch(() => {});
+    runButton.disabled = false;
+  }
+}
+
+runButton.addEventListener("click", () => { run(); });

@@ -1,0 +1,256 @@
+"""The full voice experience in a real Chromium: push-to-talk, typing, settings, barge-in, meter, languages."""
+import subprocess
+
+import pytest
+from django.utils import translation
+
+from conversations import services
+from conversations.realtime.options import Preferences
+
+from .browser_support import (
+    ARTIFACTS,
+    CHROMIUM,
+    browser_available,
+    chromium_args,
+    daphne_server,
+    database_url,
+    simulator_thread,
+    speech_wav,
+    wait_until,
+)
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
+]
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def account(django_user_model):
+    """A user who can log in through the form."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("browser tests share the database with a daphne process: PostgreSQL only")
+    return django_user_model.objects.create_user(username="ada", password=PASSWORD)
+
+
+def serve(sim, dialect: str = "ga"):
+    """Daphne pointed at the threaded simulator as an Azure endpoint in the given dialect."""
+    from django.db import connection
+
+    preview = dialect == "preview"
+    return daphne_server(
+        {
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "AZURE_OPENAI_ENDPOINT": sim.url,
+            "AZURE_OPENAI_API_KEY": "sim-key",
+            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-realtime-preview" if preview else "gpt-realtime",
+            "AZURE_OPENAI_API_VERSION": "2025-04-01-preview" if preview else "",
+        }
+    )
+
+
+def silent_wav(path):
+    """Five seconds of digital silence: a microphone in a quiet room."""
+    subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(path), "trim", "0", "5"], check=True)
+    return path
+
+
+class Browser:
+    """One Chromium with a WAV microphone, logged in to the app."""
+
+    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800)) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+        self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.base_url = base_url
+
+    def login(self) -> None:
+        self.page.goto(f"{self.base_url}/")
+        self.page.fill("#id_username", "ada")
+        self.page.fill("#id_password", PASSWORD)
+        self.page.click("#login-form [type=submit]")
+        self.page.wait_for_selector("#start")
+
+    def start(self) -> None:
+        self.page.click("#start")
+        self.page.wait_for_function("window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+
+    def messages(self, kind: str) -> int:
+        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
+
+
+@pytest.fixture
+def open_browser():
+    """Open browsers and close them, failing the test on any uncaught page error."""
+    opened: list[Browser] = []
+
+    def make(*args, **kwargs) -> Browser:
+        opened.append(Browser(*args, **kwargs))
+        return opened[-1]
+
+    yield make
+    for browser in opened:
+        errors = browser.errors
+        browser.close()
+        assert not errors, errors
+
+
+def appends(sim) -> list[dict]:
+    return [e for e in sim.received if e["type"] == "input_audio_buffer.append"]
+
+
+def test_push_to_talk_sends_audio_only_while_the_button_is_held(account, open_browser, tmp_path):
+    services.preferences_update(user=account, preferences=Preferences(turn_detection="push_to_talk"))
+    wav = speech_wav(tmp_path / "talk.wav", "Testing push to talk, one two three four five.", lead_silence_s=0.2, tail_silence_s=0.2)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.start()
+        assert b.page.is_visible("#ptt")
+        b.page.wait_for_timeout(1500)  # the microphone is hearing speech, but the button is up
+        assert appends(sim) == []
+
+        box = b.page.locator("#ptt").bounding_box()
+        b.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        b.page.mouse.down()
+        b.page.wait_for_timeout(2000)
+        b.page.mouse.up()
+        wait_until(lambda: [e for e in sim.received if e["type"] == "response.create"])
+        kinds = [e["type"] for e in sim.received if e["type"] != "session.update"]
+        first_append = kinds.index("input_audio_buffer.append")
+        assert "input_audio_buffer.clear" in kinds[:first_append]
+        assert kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
+        held_ms = sum(e["audio"]["bytes"] for e in appends(sim)) / 48
+        assert 1000 < held_ms < 2600  # about the 2 s held; headless audio clocks run a little slow
+        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=I heard you', timeout=20_000)
+
+
+def test_a_typed_message_is_answered_aloud_and_transcribed(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.fill("#text-input", "What is the weather like?")
+        b.page.press("#text-input", "Enter")
+        b.page.wait_for_selector('#transcript .bubble[data-role="user"] >> text=What is the weather like?')
+        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=You wrote', timeout=20_000)
+        b.page.wait_for_function("window.voiceApp.stats.framesPlayed > 12000", timeout=20_000)
+        created = [e for e in sim.received if e["type"] == "conversation.item.create"]
+        assert created[0]["item"]["content"] == [{"type": "input_text", "text": "What is the weather like?"}]
+        assert b.page.input_value("#text-input") == ""
+
+
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+def test_settings_saved_in_the_panel_reach_upstream_in_the_dialect(account, open_browser, tmp_path, dialect):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim, dialect) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.click("#settings-panel summary")
+        b.page.select_option("#settings-form [name=voice]", "verse")
+        b.page.fill("#settings-form [name=instructions]", "Speak like a ship's captain.")
+        b.page.select_option("#settings-form [name=language]", "es")
+        b.page.click("#settings-form [type=submit]")
+        b.page.wait_for_function("(window.voiceApp.stats.messages.settings_applied || 0) >= 1", timeout=10_000)
+        session = [e for e in sim.received if e["type"] == "session.update"][-1]["session"]
+        if dialect == "ga":
+            assert session["type"] == "realtime"
+            assert session["audio"]["output"]["voice"] == "verse"
+            assert session["audio"]["input"]["transcription"]["language"] == "es"
+        else:
+            assert "type" not in session and "audio" not in session
+            assert session["voice"] == "verse"
+            assert session["input_audio_transcription"]["language"] == "es"
+        assert session["instructions"].startswith("Speak like a ship's captain.")
+        assert session["instructions"].endswith("Always answer in Spanish.")
+        assert sim.validation_errors == []
+
+
+def test_a_bad_setting_gets_a_message_next_to_its_field(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.page.click("#settings-panel summary")
+        b.page.fill("#settings-form [name=speed]", "9")
+        b.page.click("#settings-form [type=submit]")
+        field = b.page.locator('#settings-form [data-field="speed"]')
+        field.get_by_text("less than or equal to 1.5").wait_for(timeout=5_000)
+        assert b.page.input_value("#settings-form [name=speed]") == "9"
+
+
+def test_barge_in_truncates_the_reply_at_what_was_played(account, open_browser, tmp_path):
+    # The second utterance starts 2 s after the first ends: the reply (about 2.5 s) is playing by then.
+    first = speech_wav(tmp_path / "a.wav", "Hello there, please tell me a long story.", lead_silence_s=1.5, tail_silence_s=2.0)
+    second = speech_wav(tmp_path / "b.wav", "Stop, wait a moment please.", lead_silence_s=0, tail_silence_s=4)
+    wav = tmp_path / "barge.wav"
+    subprocess.run(["sox", str(first), str(second), str(wav)], check=True)
+    with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.start()
+        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
+        played = b.page.evaluate("window.voiceApp.lastTruncate")
+        assert played["itemId"] == truncate["item_id"]
+        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
+        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
+        assert sim.validation_errors == []
+        assert b.page.is_hidden("#error")
+
+
+def test_the_level_meter_moves_while_the_microphone_speaks(account, open_browser, tmp_path):
+    wav = speech_wav(tmp_path / "level.wav", "Can you see my voice on the meter?", lead_silence_s=0.3, tail_silence_s=0.5)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.start()
+        levels = []
+        for _ in range(30):
+            levels.append(b.page.evaluate("window.voiceApp.level"))
+            b.page.wait_for_timeout(100)
+        assert max(levels) > 0.01 and min(levels) < max(levels)
+        meter = b.page.locator("#level")
+        assert meter.is_visible()
+
+
+def test_the_interface_speaks_the_browsers_language_and_can_switch(account, open_browser, tmp_path):
+    with translation.override("es"):
+        start_es = translation.gettext("Start")
+    with translation.override("de"):
+        start_de = translation.gettext("Start")
+    assert start_es != "Start" and start_de != "Start"
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"), locale="es-ES")
+        b.login()
+        assert b.page.get_attribute("html", "lang") == "es"
+        assert b.page.inner_text("#start").strip() == start_es
+        b.page.select_option("#language-select", "de")
+        b.page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+        assert b.page.inner_text("#start").strip() == start_de
+        b.page.screenshot(path=str(ARTIFACTS / "talk-de.png"))
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_the_talk_page_fits_desktop_and_phone(account, open_browser, tmp_path, size):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"), viewport=size)
+        b.login()
+        b.start()
+        b.page.fill("#text-input", "Hello from a small screen")
+        b.page.press("#text-input", "Enter")
+        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=You wrote', timeout=20_000)
+        assert b.page.evaluate("document.documentElement.scrollWidth") <= size[0]
+        b.page.screenshot(path=str(ARTIFACTS / f"talk-{size[0]}x{size[1]}.png"), full_page=True)
