@@ -85,8 +85,11 @@ def browser_available() -> bool:
     return Path(CHROMIUM).exists() and bool(shutil.which("espeak-ng")) and bool(shutil.which("sox"))
 
 
-def chromium_args(wav: Path | None) -> list[str]:
-    """Launch flags: a sandbox-free headless Chromium whose microphone plays `wav`."""
+def chromium_args(wav: Path | None, *, fake_ui: bool = True) -> list[str]:
+    """Launch flags: a sandbox-free headless Chromium whose microphone plays `wav`.
+
+    Without `fake_ui` the permission prompt is not auto-accepted: headless Chromium then denies it.
+    """
     args = [
         "--no-sandbox",
         "--disable-background-networking",
@@ -94,10 +97,11 @@ def chromium_args(wav: Path | None) -> list[str]:
         "--disable-sync",
         "--disable-gpu",
         "--no-first-run",
-        "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
         "--autoplay-policy=no-user-gesture-required",
     ]
+    if fake_ui:
+        args.append("--use-fake-ui-for-media-stream")
     if wav is not None:
         args.append(f"--use-file-for-fake-audio-capture={wav}")
     return args

@@ -63,11 +63,11 @@ def silent_wav(path):
 class Browser:
     """One Chromium with a WAV microphone, logged in to the app."""
 
-    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800)) -> None:
+    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True) -> None:
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()
-        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav))
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, fake_ui=fake_ui))
         self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
         self.page = self.context.new_page()
         self.errors: list[str] = []
@@ -254,3 +254,48 @@ def test_the_talk_page_fits_desktop_and_phone(account, open_browser, tmp_path, s
         b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=You wrote', timeout=20_000)
         assert b.page.evaluate("document.documentElement.scrollWidth") <= size[0]
         b.page.screenshot(path=str(ARTIFACTS / f"talk-{size[0]}x{size[1]}.png"), full_page=True)
+
+
+def test_the_pre_flight_check_reports_every_check(account, open_browser, tmp_path):
+    wav = speech_wav(tmp_path / "check.wav", "Testing, testing, one two three.", lead_silence_s=0.2, tail_silence_s=0.5)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.page.click("text=Check my setup")
+        b.page.click("#run-checks")
+        rows = b.page.locator("#check-results li[data-check]")
+        b.page.wait_for_function(
+            "[...document.querySelectorAll('#check-results li[data-check]')]"
+            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))",
+            timeout=20_000,
+        )
+        results = {rows.nth(i).get_attribute("data-check"): rows.nth(i).get_attribute("data-result") for i in range(rows.count())}
+        assert set(results) == {"mic", "level", "rate", "socket", "echo"}
+        assert results["mic"] == "pass" and results["socket"] == "pass" and results["rate"] == "pass"
+        assert results["level"] in {"pass", "warn"}
+        assert "24000 Hz" in b.page.inner_text('#check-results li[data-check="rate"]')
+
+
+def test_mute_sends_silence_instead_of_the_microphone(account, open_browser, tmp_path):
+    wav = speech_wav(tmp_path / "mute.wav", "I am talking while muted, one two three four.", lead_silence_s=0.2, tail_silence_s=0.2)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.page.click("#mute")  # muted before the conversation starts
+        b.start()
+        b.page.wait_for_timeout(2500)
+        assert b.page.get_attribute("#mute", "aria-pressed") == "true"
+        assert len(appends(sim)) > 20  # frames keep flowing, so the service's VAD sees silence
+        assert not [e for e in sim.received if e["type"] == "input_audio_buffer.commit"]
+        assert b.messages("speech_started") == 0
+
+
+def test_a_blocked_microphone_says_how_to_allow_it(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, None, fake_ui=False)
+        b.context.clear_permissions()
+        b.login()
+        b.page.click("#start")
+        b.page.wait_for_selector('#status[data-state="mic-blocked"]', timeout=10_000)
+        assert "address bar" in b.page.inner_text("#status, #error")
+        assert sim.sessions == []  # a blocked microphone never opens a conversation
