@@ -79,7 +79,7 @@ class Browser:
         self.page.fill("#id_username", "ada")
         self.page.fill("#id_password", PASSWORD)
         self.page.click("#login-form [type=submit]")
-        self.page.wait_for_selector("#start")
+        self.page.wait_for_function("window.voiceApp !== undefined")
 
     def start(self) -> None:
         self.page.click("#start")

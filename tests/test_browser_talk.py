@@ -49,6 +49,7 @@ def test_a_spoken_turn_in_chromium_is_heard_transcribed_answered_and_stored(serv
             page.click("#login-form [type=submit]")
             expect(page.locator("body")).to_contain_text("simulator")
 
+            page.wait_for_function("window.voiceApp !== undefined")
             page.click("#start")
             # The state moves on as soon as the simulator hears the WAV, so wait for `ready` itself.
             page.wait_for_function("window.voiceApp.stats.messages.ready === 1", timeout=15_000)

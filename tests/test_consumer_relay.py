@@ -139,6 +139,7 @@ async def test_anonymous_socket_is_refused_before_upstream(use_simulator):
     comm = communicator(None)
     connected, _ = await comm.connect()
     assert not connected
+    await comm.disconnect()  # as daphne does after a refused handshake, so the consumer stops
     assert use_simulator.sessions == []
 
 
@@ -146,6 +147,7 @@ async def test_foreign_origin_socket_is_refused_before_upstream(use_simulator, c
     comm = communicator(cookie, origin=b"https://evil.example")
     connected, _ = await comm.connect()
     assert not connected
+    await comm.disconnect()
     assert use_simulator.sessions == []
 
 

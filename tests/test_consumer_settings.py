@@ -138,3 +138,4 @@ async def test_the_check_socket_answers_pings_for_logged_in_users_only(cookie):
     await comm.disconnect()
     anonymous = communicator(None, path="/ws/check/")
     assert not (await anonymous.connect())[0]
+    await anonymous.disconnect()
