@@ -23,6 +23,7 @@ MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
 
 logger = logging.getLogger(__name__)
 
+CLOSE_SERVER_ERROR = 1011
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_UPSTREAM_AUTH = 4401
 CLOSE_UPSTREAM_NOT_FOUND = 4404
@@ -107,17 +108,25 @@ class TalkConsumer(AsyncWebsocketConsumer):
             # Closing before accept refuses the handshake: nothing reaches upstream.
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
-        self.target = await resolve_target()
-        self.config = await self._load_config(user)
-        conversation = await database_sync_to_async(services.conversation_start)(
-            user=user,
-            provider=self.target.provider,
-            deployment=self.target.deployment,
-            dialect=self.target.dialect,
-            settings=self.config.as_dict(),
-        )
-        self.conversation_id = conversation.pk
+        # Accept before any database work: in a burst of connections those queries queue on Channels'
+        # single database thread, and daphne drops handshakes not accepted within 5 s.
         await self.accept()
+        try:
+            self.target = await resolve_target()
+            self.config = await self._load_config(user)
+            conversation = await database_sync_to_async(services.conversation_start)(
+                user=user,
+                provider=self.target.provider,
+                deployment=self.target.deployment,
+                dialect=self.target.dialect,
+                settings=self.config.as_dict(),
+            )
+        except Exception:  # noqa: BLE001 - the user gets plain words, the log gets the trace
+            logger.exception("Could not start a conversation")
+            await self._send_error("internal_error", "The conversation could not be started. Please try again.", fatal=True)
+            await self.close(code=CLOSE_SERVER_ERROR)
+            return
+        self.conversation_id = conversation.pk
         self.recorder = ConversationRecorder(conversation.pk)
         self.recorder.start()
         self.upstream_task = asyncio.create_task(self._run_upstream(), name=f"upstream-{conversation.pk}")

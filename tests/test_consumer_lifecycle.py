@@ -84,3 +84,20 @@ async def test_with_no_endpoint_the_built_in_simulator_answers(settings, cookie)
     assert seen.audio_bytes > 0
     conversation = await database_sync_to_async(Conversation.objects.get)()
     assert conversation.provider == "simulator" and conversation.status == Conversation.Status.ENDED
+
+
+async def test_a_conversation_that_cannot_be_stored_is_refused_in_plain_words(use_simulator, cookie, monkeypatch):
+    from conversations import services
+
+    def broken(**kwargs):
+        raise RuntimeError("database is down")
+
+    monkeypatch.setattr(services, "conversation_start", broken)
+    comm = communicator(cookie)
+    assert (await comm.connect())[0]
+    seen = await collect(comm, Transcript(), lambda s: False)
+    await comm.disconnect()
+    error = seen.of_type("error")[0]
+    assert error["fatal"] and "could not be started" in error["message"] and "database" not in error["message"]
+    assert seen.closed_code == 1011
+    assert use_simulator.sessions == []
