@@ -45,6 +45,15 @@ class ItemState:
     announced: bool = False  # the browser has been told about it
 
 
+async def refuse_anonymous(consumer: AsyncWebsocketConsumer) -> Any:
+    """Return the logged-in user, or refuse the handshake (close before accept) and return None."""
+    user = consumer.scope.get("user")
+    if user is None or not user.is_authenticated:
+        await consumer.close(code=CLOSE_UNAUTHENTICATED)
+        return None
+    return user
+
+
 def upstream_failure(exc: UpstreamError, deployment: str) -> tuple[str, str, int]:
     """Turn an upstream failure into (error code, plain-language message, close code)."""
     if isinstance(exc, UpstreamRejected):
@@ -103,10 +112,8 @@ class TalkConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         """Accept a logged-in user's socket, create the conversation and open upstream as a task."""
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Closing before accept refuses the handshake: nothing reaches upstream.
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+        user = await refuse_anonymous(self)
+        if user is None:
             return
         # Accept before any database work: in a burst of connections those queries queue on Channels'
         # single database thread, and daphne drops handshakes not accepted within 5 s.
@@ -458,11 +465,8 @@ class CheckConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         """Accept logged-in users only, like the talk socket."""
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
-            return
-        await self.accept()
+        if await refuse_anonymous(self) is not None:
+            await self.accept()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer `ping` with `pong`; anything else gets a plain error."""
