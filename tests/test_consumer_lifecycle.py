@@ -101,3 +101,36 @@ async def test_a_conversation_that_cannot_be_stored_is_refused_in_plain_words(us
     assert error["fatal"] and "could not be started" in error["message"] and "database" not in error["message"]
     assert seen.closed_code == 1011
     assert use_simulator.sessions == []
+
+
+class _Credential:
+    """Stands in for azure-identity's credential; the real one would probe a cloud metadata address."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    async def get_token(self, scope: str):
+        from types import SimpleNamespace
+
+        if self.token is None:
+            raise RuntimeError("DefaultAzureCredential failed to retrieve a token")
+        return SimpleNamespace(token=self.token, expires_on=9_999_999_999)
+
+
+@pytest.mark.parametrize("token,works", [("sim-key", True), (None, False)], ids=["token", "no-token"])
+async def test_keyless_azure_sends_an_entra_token_or_reports_the_credentials(use_simulator, settings, cookie, monkeypatch, token, works):
+    from conversations import upstream
+    from conversations.realtime.client import EntraTokenProvider
+
+    settings.AZURE_OPENAI_API_KEY = ""  # keyless
+    monkeypatch.setattr(upstream, "entra_token_provider", lambda: EntraTokenProvider(_Credential(token)))
+    comm = communicator(cookie)
+    await comm.connect()
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    await comm.disconnect()
+    if works:
+        assert use_simulator.sessions[0].headers["authorization"] == "Bearer sim-key"
+        assert "api-key" not in use_simulator.sessions[0].headers
+    else:
+        assert seen.of_type("error")[0]["code"] == "upstream_auth" and seen.closed_code == 4401
+        assert use_simulator.sessions == []

@@ -126,3 +126,16 @@ def test_target_is_immutable():
     target = RealtimeTarget(provider="azure", dialect=GA, url="wss://x", deployment="d")
     with pytest.raises(Exception):
         target.url = "wss://y"  # type: ignore[misc]
+
+
+def test_a_failing_entra_credential_reads_as_refused_credentials():
+    from conversations.realtime.client import UpstreamRejected
+
+    class NoIdentity:
+        async def get_token(self, scope: str):
+            raise RuntimeError("DefaultAzureCredential failed to retrieve a token")
+
+    target = azure_target(endpoint="https://r.openai.azure.com/", deployment="d")
+    with pytest.raises(UpstreamRejected) as info:
+        asyncio.run(auth_headers(target, EntraTokenProvider(NoIdentity())))
+    assert info.value.status == 401 and "DefaultAzureCredential" in info.value.detail

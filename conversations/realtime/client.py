@@ -114,7 +114,12 @@ async def auth_headers(target: RealtimeTarget, token_provider: TokenProvider | N
         return {"Authorization": f"Bearer {target.api_key}"}
     if token_provider is None:
         raise UpstreamError("No API key and no token provider are configured for the realtime service.")
-    return {"Authorization": f"Bearer {await token_provider()}"}
+    try:
+        token = await token_provider()
+    except Exception as exc:  # noqa: BLE001 - azure-identity raises several types; all mean "no token"
+        # Reported like a refused key: the fix is the same (credentials or role assignment).
+        raise UpstreamRejected("Could not get a Microsoft Entra ID token", status=401, detail=repr(exc)) from exc
+    return {"Authorization": f"Bearer {token}"}
 
 
 class EntraTokenProvider:
