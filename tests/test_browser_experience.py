@@ -241,8 +241,9 @@ def test_the_interface_speaks_the_browsers_language_and_can_switch(account, open
         assert b.page.get_attribute("html", "lang") == "es"
         assert b.page.inner_text("#start").strip() == start_es
         b.page.select_option("#language-select", "de")
-        b.page.wait_for_function("document.documentElement.lang === 'de'", timeout=10_000)
+        b.page.wait_for_function("document.documentElement.lang === 'de' && window.voiceApp !== undefined", timeout=10_000)
         assert b.page.inner_text("#start").strip() == start_de
+        assert b.page.is_enabled("#start")
         b.page.screenshot(path=str(ARTIFACTS / "talk-de.png"))
 
 
