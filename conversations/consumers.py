@@ -41,7 +41,7 @@ class ItemState:
     parts: list[str] = field(default_factory=list)  # transcript deltas so far
     final: str | None = None  # transcript or text once complete
     audio_done: bool = False
-    interrupted: bool = False
+    interrupted: bool = False  # truncated at what the user heard: its stored length is final
     announced: bool = False  # the browser has been told about it
 
 
@@ -193,7 +193,6 @@ class TalkConsumer(AsyncWebsocketConsumer):
                 raise BrowserMessageError("unknown_item", "There is no assistant reply with that id to interrupt.")
             # Clamp to what was forwarded: the service rejects a cut past the end of the audio.
             heard_ms = min(command.audio_end_ms, item.audio_bytes // BYTES_PER_MS)
-            item.interrupted = True
             await self.upstream.send(protocol.truncate_item(command.item_id, heard_ms))
         elif command.type == "text":
             if self.response_active:
@@ -405,8 +404,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
         )
 
     async def _on_truncated(self, message: dict[str, Any]) -> None:
-        item = self._item(message["item_id"], "assistant")
-        item.interrupted = True
+        self._item(message["item_id"], "assistant").interrupted = True
         assert self.recorder is not None
         self.recorder.audio(item_id=message["item_id"], audio_ms=int(message["audio_end_ms"]), interrupted=True)
         await self._send_json(message)
@@ -445,7 +443,8 @@ class TalkConsumer(AsyncWebsocketConsumer):
         for item_id, item in self.items.items():
             if item.final is None and item.parts:
                 self.recorder.text(item_id=item_id, text="".join(item.parts))
-            if item.role == "assistant" and not item.audio_done and item.audio_bytes:
+            # A truncated item already has the length that was heard; don't overwrite it with what was sent.
+            if item.role == "assistant" and not item.audio_done and not item.interrupted and item.audio_bytes:
                 self.recorder.audio(item_id=item_id, audio_ms=item.audio_bytes // BYTES_PER_MS, interrupted=True)
 
     async def _fail(self, code: str, message: str) -> None:

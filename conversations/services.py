@@ -30,7 +30,7 @@ def conversation_start(
     )
 
 
-def conversation_set_session(*, conversation_id: Any, upstream_session_id: str, model: str = "") -> None:
+def conversation_set_session(*, conversation_id: Any, upstream_session_id: str) -> None:
     """Remember the upstream session id (the latest one, when a session was replaced)."""
     Conversation.objects.filter(pk=conversation_id).update(upstream_session_id=upstream_session_id[:100])
 

@@ -134,3 +134,21 @@ async def test_keyless_azure_sends_an_entra_token_or_reports_the_credentials(use
     else:
         assert seen.of_type("error")[0]["code"] == "upstream_auth" and seen.closed_code == 4401
         assert use_simulator.sessions == []
+
+
+async def test_a_reply_cut_mid_stream_keeps_the_heard_length_when_the_tab_closes(settings, cookie):
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
+        _point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        await comm.send_to(text_data='{"type":"text","text":"Please talk for a while"}')
+        seen = await collect(comm, seen, lambda s: s.audio_bytes >= 48 * 400)
+        item_id = seen.of_type("assistant_item")[0]["item_id"]
+        await comm.send_to(text_data=f'{{"type":"truncate","item_id":"{item_id}","audio_end_ms":300}}')
+        seen = await collect(comm, seen, lambda s: bool(s.of_type("truncated")))
+        assert not seen.of_type("audio_done")  # still streaming when the user leaves
+        await comm.disconnect()
+
+    turns = await _turns(seen.of_type("ready")[0]["conversation_id"])
+    assert turns[1].interrupted and turns[1].audio_ms == 300

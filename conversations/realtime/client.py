@@ -220,10 +220,6 @@ class RealtimeConnection:
                 "The realtime service dropped the session.", status=getattr(exc.rcvd, "code", None)
             ) from exc
 
-    @property
-    def close_code(self) -> int | None:
-        """The close code the server sent, if the session has closed."""
-        return self._ws.close_code
 
     async def close(self) -> None:
         """Close the session cleanly; safe to call twice."""
