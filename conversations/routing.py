@@ -1,7 +1,8 @@
 """WebSocket URL routes."""
 from django.urls import path
 
-from .consumers import CheckConsumer, TalkConsumer
+from .relay.check import CheckConsumer
+from .relay.consumer import TalkConsumer
 
 websocket_urlpatterns = [
     path("ws/talk/", TalkConsumer.as_asgi()),

@@ -11,12 +11,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from . import selectors, services
-from .recorder import ConversationRecorder
-from .realtime import options, protocol
-from .realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected
-from .realtime.protocol import BYTES_PER_MS, BrowserMessageError, SessionConfig
-from .upstream import resolve_target, token_provider_for
+from .. import selectors, services
+from ..recorder import ConversationRecorder
+from ..realtime import options, protocol
+from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected
+from ..realtime.protocol import BYTES_PER_MS, BrowserMessageError, SessionConfig
+from ..upstream import resolve_target, token_provider_for
 
 # The service refuses to commit less than 100 ms of audio.
 MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
@@ -457,26 +457,3 @@ class TalkConsumer(AsyncWebsocketConsumer):
     async def _send_json(self, message: dict[str, Any]) -> None:
         if not self.closing:
             await self.send(text_data=protocol.dumps(message))
-
-
-class CheckConsumer(AsyncWebsocketConsumer):
-    """The pre-flight check's socket: answers pings so the page can measure the round trip."""
-
-    async def connect(self) -> None:
-        """Accept logged-in users only, like the talk socket."""
-        if await refuse_anonymous(self) is not None:
-            await self.accept()
-
-    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Answer `ping` with `pong`; anything else gets a plain error."""
-        try:
-            command = protocol.parse_browser_message(text_data or "")
-        except BrowserMessageError as exc:
-            await self.send(text_data=protocol.dumps({"type": "error", "code": exc.code, "message": str(exc), "fatal": False}))
-            return
-        if command.type == "ping":
-            await self.send(text_data=protocol.dumps({"type": "pong", "t": command.t}))
-        else:
-            await self.send(text_data=protocol.dumps(
-                {"type": "error", "code": "unknown_type", "message": "This socket only answers pings.", "fatal": False}
-            ))

@@ -1,0 +1,1 @@
+"""The relay: one browser conversation carried to an upstream realtime session and back."""
