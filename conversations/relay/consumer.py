@@ -17,19 +17,12 @@ from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected
 from ..realtime.protocol import BYTES_PER_MS, BrowserMessageError, SessionConfig
 from ..upstream import resolve_target, token_provider_for
+from .failures import CLOSE_SERVER_ERROR, CLOSE_UNAUTHENTICATED, CLOSE_UPSTREAM_UNAVAILABLE, upstream_failure
 
 # The service refuses to commit less than 100 ms of audio.
 MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
 
 logger = logging.getLogger(__name__)
-
-CLOSE_SERVER_ERROR = 1011
-CLOSE_UNAUTHENTICATED = 4001
-CLOSE_UPSTREAM_AUTH = 4401
-CLOSE_UPSTREAM_NOT_FOUND = 4404
-CLOSE_THROTTLED = 4429
-CLOSE_UPSTREAM_UNAVAILABLE = 4502
-
 
 @dataclass
 class ItemState:
@@ -52,36 +45,6 @@ async def refuse_anonymous(consumer: AsyncWebsocketConsumer) -> Any:
         await consumer.close(code=CLOSE_UNAUTHENTICATED)
         return None
     return user
-
-
-def upstream_failure(exc: UpstreamError, deployment: str) -> tuple[str, str, int]:
-    """Turn an upstream failure into (error code, plain-language message, close code)."""
-    if isinstance(exc, UpstreamRejected):
-        if exc.status in (401, 403):
-            return (
-                "upstream_auth",
-                "The realtime service refused this app's credentials. An administrator needs to check "
-                "the API key or the Microsoft Entra ID role assignment.",
-                CLOSE_UPSTREAM_AUTH,
-            )
-        if exc.status == 404:
-            return (
-                "upstream_not_found",
-                f"The realtime deployment “{deployment}” was not found. An administrator needs to check "
-                "AZURE_OPENAI_DEPLOYMENT and the endpoint.",
-                CLOSE_UPSTREAM_NOT_FOUND,
-            )
-        if exc.status == 429:
-            return (
-                "upstream_busy",
-                "The realtime service is busy right now. Please try again in a minute.",
-                CLOSE_THROTTLED,
-            )
-    return (
-        "upstream_unavailable",
-        "The connection to the realtime service was lost or could not be made. Please try again in a moment.",
-        CLOSE_UPSTREAM_UNAVAILABLE,
-    )
 
 
 class TalkConsumer(AsyncWebsocketConsumer):
@@ -267,7 +230,8 @@ class TalkConsumer(AsyncWebsocketConsumer):
                 await self._on_upstream_event(event)
             raise UpstreamError("The realtime service ended the session.")
         except UpstreamError as exc:
-            code, message, close_code = upstream_failure(exc, self.target.deployment)
+            failure = upstream_failure(exc, self.target.deployment, staff=self.scope["user"].is_staff)
+            code, message, close_code = failure.code, failure.message, failure.close_code
             logger.warning("Conversation %s upstream failed: %s %s", self.conversation_id, exc, exc.detail)
             await self._fail(code, message)
         except asyncio.CancelledError:

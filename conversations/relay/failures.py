@@ -1,0 +1,71 @@
+"""Plain words for upstream failures: what the user sees, what staff see, and the close code."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..realtime.client import UpstreamError, UpstreamRejected
+
+CLOSE_REPLACED = 4000
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_NOT_FOUND = 4004
+CLOSE_UPSTREAM_CONFIG = 4400
+CLOSE_UPSTREAM_AUTH = 4401
+CLOSE_UPSTREAM_NOT_FOUND = 4404
+CLOSE_THROTTLED = 4429
+CLOSE_UPSTREAM_UNAVAILABLE = 4502
+CLOSE_SERVER_ERROR = 1011
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A problem as the browser is told it: a code, plain words, whether it is transient, and the close code."""
+
+    code: str
+    message: str
+    close_code: int
+    transient: bool = False
+
+
+def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False) -> Failure:
+    """Turn an upstream failure into plain words; staff get the setting to check, others no internals."""
+    if isinstance(exc, UpstreamRejected):
+        if exc.status in (401, 403):
+            return Failure(
+                "upstream_auth",
+                "The realtime service refused this app's credentials. Check AZURE_OPENAI_API_KEY, or for "
+                "keyless sign-in the identity's “Cognitive Services OpenAI User” role assignment."
+                if staff
+                else "The voice service refused this app's credentials. An administrator needs to fix the setup.",
+                CLOSE_UPSTREAM_AUTH,
+            )
+        if exc.status == 404:
+            return Failure(
+                "upstream_not_found",
+                f"The realtime deployment “{deployment}” was not found. Check AZURE_OPENAI_DEPLOYMENT "
+                "(the deployment's name, not the model's) and AZURE_OPENAI_ENDPOINT."
+                if staff
+                else "The voice service is not set up correctly. An administrator needs to fix the setup.",
+                CLOSE_UPSTREAM_NOT_FOUND,
+            )
+        if exc.status == 400:
+            return Failure(
+                "upstream_config",
+                f"The realtime service refused the connection as a bad request: check AZURE_OPENAI_API_VERSION "
+                f"(unset for GA, or 2025-04-01-preview) and that “{deployment}” is a realtime model deployment."
+                if staff
+                else "The voice service is not set up correctly. An administrator needs to fix the setup.",
+                CLOSE_UPSTREAM_CONFIG,
+            )
+        if exc.status == 429:
+            return Failure(
+                "upstream_busy",
+                "The voice service is busy right now. Please try again in a minute.",
+                CLOSE_THROTTLED,
+                transient=True,
+            )
+    return Failure(
+        "upstream_unavailable",
+        "The connection to the voice service was lost or could not be made. Please try again in a moment.",
+        CLOSE_UPSTREAM_UNAVAILABLE,
+        transient=True,
+    )
