@@ -225,8 +225,10 @@ class RealtimeSimulator:
 
     # --- failures on demand ------------------------------------------------------------------
     # The coroutines run on the simulator's loop. From another thread (a browser test):
-    #     asyncio.run_coroutine_threadsafe(sim.expire_sessions(), sim.loop).result(10)
-    # Each returns how many live sessions it reached; `index` picks one session (its record's index).
+    #     asyncio.run_coroutine_threadsafe(sim.expire_sessions(), sim.loop).result(15)
+    # (a caller whose own loop runs the client awaits asyncio.wrap_future(...) instead, since a
+    # close waits for the client's close frame). Each returns how many live sessions it reached;
+    # `index` picks one session by its record's index.
 
     def next_responses(self, outcomes: Iterable[str]) -> None:
         """Queue how the next responses end: "completed", "failed", "incomplete:max_output_tokens" or "incomplete:content_filter"."""
@@ -267,11 +269,9 @@ class RealtimeSimulator:
 
     async def close_sessions(self, code: int = 1011, reason: str = "", index: int | None = None) -> int:
         """Close sessions now with a WebSocket close code, e.g. 1011 (server error) or 1001 (going away)."""
-        records = self._live(index)
-        await asyncio.gather(
-            *(record.connection.close(code, reason) for record in records if record.connection)
-        )
-        return len(records)
+        connections = [record.connection for record in self._live(index)]
+        await asyncio.gather(*(c.close(code, reason) for c in connections if c is not None))
+        return len(connections)
 
     def history(self, index: int = -1) -> list[tuple[str, str, str]]:
         """Session `index`'s conversation as (role, kind, text) tuples; kind is "audio" or "text"."""
@@ -282,7 +282,11 @@ class RealtimeSimulator:
     def _live(self, index: int | None) -> list[SessionRecord]:
         """The open sessions, or the one at `index` if it is open."""
         records = self.sessions if index is None else [self.sessions[index]]
-        return [r for r in records if not r.closed and r.connection is not None and r.session]
+        return [
+            r
+            for r in records
+            if not r.closed and r.connection is not None and r.session is not None
+        ]
 
     def _faulty(self, record: SessionRecord) -> bool:
         """Whether the timed ending knobs apply to this session (see only_first_sessions)."""
