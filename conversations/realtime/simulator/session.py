@@ -829,11 +829,7 @@ class SimulatedSession:
         zero = dialects.usage_object(
             self.dialect, input_text=0, input_audio=0, cached=0, output_text=0, output_audio=0
         )
-        done = response("failed", [], zero, details)
-        if self.active is run:
-            self.active = None
-        self.responses.append(done)
-        await self.send({"type": "response.done", "response": done})
+        await self._done(run, response("failed", [], zero, details))
 
     async def _finish(
         self,
@@ -855,6 +851,10 @@ class SimulatedSession:
             done = response("incomplete", output, usage, {"type": "incomplete", "reason": cut_reason})
         else:
             done = response("completed", output, usage)
+        await self._done(run, done)
+
+    async def _done(self, run: Run, done: dict[str, Any]) -> None:
+        """Free the conversation for the next response, then announce this one's end."""
         if self.active is run:
             self.active = None
         self.responses.append(done)
