@@ -13,8 +13,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidMessage, InvalidStatus
 
-from conversations.realtime.simulator import RealtimeSimulator
-from conversations.realtime.simulator.server import ABORT
+from conversations.realtime.simulator import ABORT, RealtimeSimulator
 
 from .simulator_fixtures import (  # noqa: F401 (fixtures are used by name)
     KEY,
