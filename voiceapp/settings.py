@@ -23,6 +23,13 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" makes requests (and WebSocket
+# origin checks) count as https when the proxy says so. Unset, the header is never trusted.
+_proxy_ssl_header: list[str] = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER must be "HEADER,VALUE", e.g. HTTP_X_FORWARDED_PROTO,https.')
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 
 INSTALLED_APPS = [
     # daphne first: it replaces runserver with an ASGI server that speaks WebSockets.
