@@ -6,6 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from .realtime.client import GA, azure_dialect
+
 
 @register()
 def realtime_settings_check(app_configs: Any, **kwargs: Any) -> list[Any]:
@@ -18,6 +20,16 @@ def realtime_settings_check(app_configs: Any, **kwargs: Any) -> list[Any]:
                 "AZURE_OPENAI_API_VERSION=2024-10-01-preview is retired by Azure.",
                 hint="Unset it to use the GA /openai/v1/realtime path, or use 2025-04-01-preview.",
                 id="conversations.E001",
+            )
+        )
+    elif version and azure_dialect(version) == GA:
+        problems.append(
+            Warning(
+                f"AZURE_OPENAI_API_VERSION={version} is ignored: only a -preview version selects the preview "
+                "path; the GA /openai/v1/realtime path takes no api-version.",
+                hint="Unset AZURE_OPENAI_API_VERSION, or set a preview version such as 2025-04-01-preview "
+                "for an older gpt-4o-realtime-preview deployment.",
+                id="conversations.W003",
             )
         )
     if settings.AZURE_OPENAI_ENDPOINT and not settings.AZURE_OPENAI_DEPLOYMENT:

@@ -8,7 +8,15 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from .realtime.client import GA, PREVIEW, EntraTokenProvider, RealtimeTarget, TokenProvider, azure_target, openai_target
+from .realtime.client import (
+    GA,
+    EntraTokenProvider,
+    RealtimeTarget,
+    TokenProvider,
+    azure_dialect,
+    azure_target,
+    openai_target,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +88,7 @@ def token_provider_for(target: RealtimeTarget) -> TokenProvider | None:
 
 
 def configured_dialect() -> str:
-    """The dialect conversations will speak: preview only for an Azure (or simulated) api-version."""
-    if settings.AZURE_OPENAI_API_VERSION and (settings.REALTIME_SIMULATED or settings.AZURE_OPENAI_ENDPOINT):
-        return PREVIEW
+    """The dialect conversations will speak: preview only for an Azure (or simulated) `-preview` api-version."""
+    if settings.REALTIME_SIMULATED or settings.AZURE_OPENAI_ENDPOINT:
+        return azure_dialect(settings.AZURE_OPENAI_API_VERSION)
     return GA

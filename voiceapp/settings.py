@@ -146,7 +146,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 AZURE_OPENAI_ENDPOINT: str = env.str("AZURE_OPENAI_ENDPOINT", default="")
 AZURE_OPENAI_API_KEY: str = env.str("AZURE_OPENAI_API_KEY", default="")
 AZURE_OPENAI_DEPLOYMENT: str = env.str("AZURE_OPENAI_DEPLOYMENT", default="gpt-realtime")
-# Unset: the GA /openai/v1/realtime path. Set: the legacy preview path and dialect.
+# Unset (or a GA date version, ignored): the GA /openai/v1/realtime path. A -preview version: the legacy preview path.
 AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="")
 OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
 OPENAI_REALTIME_MODEL: str = env.str("OPENAI_REALTIME_MODEL", default="gpt-realtime")
