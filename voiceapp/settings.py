@@ -172,11 +172,22 @@ REALTIME_INSTRUCTIONS: str = env.str(
 )
 REALTIME_TRANSCRIPTION_MODEL: str = env.str("REALTIME_TRANSCRIPTION_MODEL", default="whisper-1")
 
+# No key or token reaches a log: at DEBUG, websockets logs every handshake header (`api-key`,
+# `Authorization: Bearer`), so those loggers and the console handler redact credentials.
+_REDACT = {"()": "voiceapp.redaction.RedactSecrets"}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": _REDACT},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # Logger filters see records before any handler (including ones added later, like a test's).
+        "websockets.client": {"filters": ["redact_secrets"]},
+        "websockets.server": {"filters": ["redact_secrets"]},
+    },
 }
