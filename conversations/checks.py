@@ -36,6 +36,14 @@ def realtime_settings_check(app_configs: Any, **kwargs: Any) -> list[Any]:
         problems.append(
             Error("AZURE_OPENAI_DEPLOYMENT is empty.", hint="Name your realtime deployment.", id="conversations.E002")
         )
+    if settings.AZURE_OPENAI_ENDPOINT and not settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT.strip():
+        problems.append(
+            Warning(
+                "AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT is empty: what users say will not be transcribed.",
+                hint="Deploy a transcription model (whisper, gpt-4o-mini-transcribe) and set its deployment name.",
+                id="conversations.W004",
+            )
+        )
     if settings.AZURE_OPENAI_ENDPOINT and settings.OPENAI_API_KEY:
         problems.append(
             Warning(

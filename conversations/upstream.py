@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import secrets
 from functools import lru_cache
+from typing import Any
 
 from django.conf import settings
 
+from .realtime import options
 from .realtime.client import (
     GA,
     EntraTokenProvider,
@@ -41,7 +44,12 @@ class _EmbeddedSimulator:
             if self._sim is None:
                 from .realtime.simulator import RealtimeSimulator
 
-                sim = RealtimeSimulator(api_key=self.key, deployments=(settings.AZURE_OPENAI_DEPLOYMENT,))
+                kwargs: dict[str, Any] = {}
+                # The simulator refuses transcription deployments it does not have, as Azure does.
+                # TODO(simulator): drop the check once `transcription_deployments` has landed there.
+                if "transcription_deployments" in inspect.signature(RealtimeSimulator).parameters:
+                    kwargs["transcription_deployments"] = transcription_models()
+                sim = RealtimeSimulator(api_key=self.key, deployments=(settings.AZURE_OPENAI_DEPLOYMENT,), **kwargs)
                 await sim.start(host="127.0.0.1", port=0)
                 logger.info("No realtime endpoint configured: serving the built-in simulator at %s", sim.url)
                 self._sim = sim
@@ -92,3 +100,18 @@ def configured_dialect() -> str:
     if settings.REALTIME_SIMULATED or settings.AZURE_OPENAI_ENDPOINT:
         return azure_dialect(settings.AZURE_OPENAI_API_VERSION)
     return GA
+
+
+# The transcription deployment the built-in simulator offers when none is configured, so a fresh
+# `make run` transcribes both sides.
+SIMULATOR_TRANSCRIPTION_DEPLOYMENT = "whisper-1"
+
+
+def transcription_models() -> tuple[str, ...]:
+    """What users may choose for transcription: OpenAI's models, or on Azure the one configured deployment."""
+    deployment = settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT.strip()
+    if settings.REALTIME_SIMULATED:
+        return (deployment or SIMULATOR_TRANSCRIPTION_DEPLOYMENT,)
+    if settings.AZURE_OPENAI_ENDPOINT:
+        return (deployment,) if deployment else ()
+    return options.TRANSCRIPTION_MODELS

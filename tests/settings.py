@@ -2,6 +2,8 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# The test simulator stands in for an Azure resource that has a transcription deployment named whisper-1.
+os.environ.setdefault("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", "whisper-1")
 
 from voiceapp.settings import *  # noqa: E402,F403
 

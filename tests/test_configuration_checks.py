@@ -12,8 +12,8 @@ from conversations.upstream import configured_dialect
 
 
 def api_version_problems() -> list:
-    """The check's findings, leaving out the unrelated Redis warning of a non-DEBUG test run."""
-    return [p for p in realtime_settings_check(None) if p.id != "conversations.W002"]
+    """The check's findings about the api-version."""
+    return [p for p in realtime_settings_check(None) if p.id in {"conversations.E001", "conversations.W003"}]
 
 
 def ids() -> list[str]:
@@ -59,3 +59,11 @@ def test_the_simulator_honours_the_same_rule(settings):
     assert configured_dialect() == GA
     settings.AZURE_OPENAI_API_VERSION = "2025-04-01-preview"
     assert configured_dialect() == PREVIEW
+
+
+def test_azure_without_a_transcription_deployment_is_a_warning(settings):
+    azure(settings, "")
+    settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT = ""
+    assert "conversations.W004" in [p.id for p in realtime_settings_check(None)]
+    settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT = "whisper"
+    assert "conversations.W004" not in [p.id for p in realtime_settings_check(None)]

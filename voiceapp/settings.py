@@ -170,7 +170,12 @@ REALTIME_INSTRUCTIONS: str = env.str(
     "REALTIME_INSTRUCTIONS",
     default="You are a friendly voice assistant. Keep answers short and conversational.",
 )
+# OpenAI: the default transcription model (users may pick another).
 REALTIME_TRANSCRIPTION_MODEL: str = env.str("REALTIME_TRANSCRIPTION_MODEL", default="whisper-1")
+# Azure: the *deployment* of a transcription model (whisper, gpt-4o(-mini)-transcribe) that transcribes
+# the user. Empty on Azure: what the user said is not transcribed (Azure fails every turn on a name it
+# has no deployment for). The built-in simulator provides one named whisper-1 unless this names another.
+AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: str = env.str("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", default="")
 
 # No key or token reaches a log: at DEBUG, websockets logs every handshake header (`api-key`,
 # `Authorization: Bearer`), so those loggers and the console handler redact credentials.

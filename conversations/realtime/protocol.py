@@ -62,7 +62,7 @@ class SessionConfig:
     voice: str = "alloy"
     # None means push-to-talk: the client commits the buffer and asks for a response itself.
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
-    transcription_model: str = "whisper-1"
+    transcription_model: str = "whisper-1"  # "": user speech is not transcribed
     transcription_language: str = ""
     noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
     temperature: float = 0.8  # preview only: GA has no temperature
@@ -81,7 +81,9 @@ class SessionConfig:
         return cls(turn_detection=TurnDetection(**td) if td else None, **data)
 
 
-def _transcription(config: SessionConfig) -> dict[str, Any]:
+def _transcription(config: SessionConfig) -> dict[str, Any] | None:
+    if not config.transcription_model:
+        return None  # off: on Azure no transcription deployment is configured
     transcription: dict[str, Any] = {"model": config.transcription_model}
     if config.transcription_language:
         transcription["language"] = config.transcription_language
