@@ -115,3 +115,33 @@ def transcription_models() -> tuple[str, ...]:
     if settings.AZURE_OPENAI_ENDPOINT:
         return (deployment,) if deployment else ()
     return options.TRANSCRIPTION_MODELS
+
+
+def describe_target() -> str:
+    """One line naming the realtime service conversations will use, its dialect and auth (never a key)."""
+    dialect = configured_dialect()
+    models = transcription_models()
+    if settings.REALTIME_SIMULATED:
+        where = "the built-in simulator (no AZURE_OPENAI_ENDPOINT or OPENAI_API_KEY set)"
+        auth = "a key generated at start"
+        deployment = settings.AZURE_OPENAI_DEPLOYMENT
+    elif settings.AZURE_OPENAI_ENDPOINT:
+        target = azure_target(
+            endpoint=settings.AZURE_OPENAI_ENDPOINT,
+            deployment=settings.AZURE_OPENAI_DEPLOYMENT,
+            api_version=settings.AZURE_OPENAI_API_VERSION,
+            api_key=settings.AZURE_OPENAI_API_KEY,
+        )
+        where = f"Azure OpenAI at {target.url}"
+        auth = "api-key header" if settings.AZURE_OPENAI_API_KEY else "Microsoft Entra ID (DefaultAzureCredential)"
+        deployment = target.deployment
+    else:
+        target = openai_target(
+            api_key=settings.OPENAI_API_KEY, model=settings.OPENAI_REALTIME_MODEL, base_url=settings.OPENAI_BASE_URL
+        )
+        where, auth, deployment = f"OpenAI at {target.url}", "OPENAI_API_KEY", target.deployment
+    transcription = ", ".join(models) if models else "off (set AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT)"
+    return (
+        f"Realtime: {where}; deployment/model {deployment}, {dialect.upper()} dialect, auth {auth}; "
+        f"user transcription: {transcription}."
+    )
