@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 
-from .models import VoicePreferences
+from .models import Conversation, VoicePreferences
 from .realtime.options import Preferences, transcription_model_for
+from .relay.state import StoredTurn
 from .upstream import transcription_models
 
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Preferences))
@@ -32,7 +35,38 @@ def preferences_default() -> Preferences:
 
 def preferences_for(*, user: AbstractBaseUser) -> Preferences:
     """The user's saved conversation settings, or the defaults when they saved none."""
-    row = VoicePreferences.objects.filter(user=user).first()
+    return preferences_for_user_id(user_id=user.pk)
+
+
+def preferences_for_user_id(*, user_id: Any) -> Preferences:
+    """The saved conversation settings of the user with this id."""
+    row = VoicePreferences.objects.filter(user_id=user_id).first()
     if row is None:
         return preferences_default()
     return _available_now(Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS}))
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredConversation:
+    """What the relay needs to continue a stored conversation."""
+
+    id: Any
+    dialect: str
+    settings: dict[str, Any]
+    turns: list[StoredTurn]
+
+
+def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> StoredConversation | None:
+    """The user's own conversation with its turns in order, or None when it is not theirs or does not exist."""
+    try:
+        conversation = Conversation.objects.get(pk=conversation_id, user=user)
+    except (Conversation.DoesNotExist, ValidationError, ValueError):
+        return None
+    turns = [
+        StoredTurn(
+            item_id=t.item_id, role=t.role, position=t.position, text=t.text,
+            interrupted=t.interrupted, audio_ms=t.audio_ms, status=t.status,
+        )
+        for t in conversation.turns.order_by("position")
+    ]
+    return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns)
