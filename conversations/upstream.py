@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import secrets
 from functools import lru_cache
-from typing import Any
 
 from django.conf import settings
 
@@ -44,12 +42,12 @@ class _EmbeddedSimulator:
             if self._sim is None:
                 from .realtime.simulator import RealtimeSimulator
 
-                kwargs: dict[str, Any] = {}
                 # The simulator refuses transcription deployments it does not have, as Azure does.
-                # TODO(simulator): drop the check once `transcription_deployments` has landed there.
-                if "transcription_deployments" in inspect.signature(RealtimeSimulator).parameters:
-                    kwargs["transcription_deployments"] = transcription_models()
-                sim = RealtimeSimulator(api_key=self.key, deployments=(settings.AZURE_OPENAI_DEPLOYMENT,), **kwargs)
+                sim = RealtimeSimulator(
+                    api_key=self.key,
+                    deployments=(settings.AZURE_OPENAI_DEPLOYMENT,),
+                    transcription_deployments=transcription_models(),
+                )
                 await sim.start(host="127.0.0.1", port=0)
                 logger.info("No realtime endpoint configured: serving the built-in simulator at %s", sim.url)
                 self._sim = sim

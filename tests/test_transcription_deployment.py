@@ -138,3 +138,18 @@ async def test_a_conversation_on_azure_without_a_transcription_deployment_still_
     session = [e for e in use_simulator.received if e["type"] == "session.update"][0]["session"]
     assert session["audio"]["input"]["transcription"] is None
     assert not seen.of_type("error")
+
+
+@pytest.mark.asyncio
+async def test_the_built_in_simulator_is_given_the_configured_transcription_deployment(settings):
+    from conversations.upstream import _EmbeddedSimulator
+
+    settings.REALTIME_SIMULATED = True
+    settings.AZURE_OPENAI_ENDPOINT = ""
+    settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT = "my-transcriber"
+    embedded = _EmbeddedSimulator()
+    await embedded.url()
+    try:
+        assert embedded._sim.transcription_deployments == frozenset({"my-transcriber"})
+    finally:
+        await embedded._sim.stop()
