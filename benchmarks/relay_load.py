@@ -53,7 +53,9 @@ def pattern() -> list[bytes]:
 
 async def relay_client(url: str, cookie: str, frames: list[bytes], seconds: float, stats: dict) -> None:
     """A browser: binary PCM frames up, binary audio and small JSON down."""
-    async with connect(url, additional_headers={"Cookie": cookie, "Origin": "http://127.0.0.1"}, max_size=None) as ws:
+    # The site's own origin (scheme, host and port): the server refuses any other.
+    origin = url.replace("ws://", "http://", 1).split("/ws/", 1)[0]
+    async with connect(url, additional_headers={"Cookie": cookie, "Origin": origin}, max_size=None) as ws:
         while json.loads(await ws.recv()).get("type") != "ready":
             pass
         await _stream(ws, frames, seconds, stats, send=ws.send, is_audio=lambda m: isinstance(m, bytes))
