@@ -9,5 +9,5 @@ class ConversationsConfig(AppConfig):
     name = "conversations"
 
     def ready(self) -> None:
-        """Register system checks."""
-        from . import checks  # noqa: F401
+        """Register system checks and signal handlers."""
+        from . import checks, signals  # noqa: F401

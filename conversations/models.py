@@ -53,6 +53,9 @@ class Turn(models.Model):
     text = models.TextField(blank=True)
     interrupted = models.BooleanField(default=False)
     audio_ms = models.PositiveIntegerField(default=0)
+    # Empty when whole; "failed" or "incomplete" for a reply, "transcription_failed" for a user turn.
+    status = models.CharField(max_length=24, blank=True)
+    status_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -81,6 +84,8 @@ class Usage(models.Model):
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
     total_tokens = models.PositiveIntegerField(default=0)
+    # The service never reported this response's usage (the conversation ended mid-reply): counted from what was sent.
+    estimated = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -3,14 +3,16 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
-from .models import Conversation, Turn, Usage, VoicePreferences
+from .models import Conversation, Turn, VoicePreferences
 from .realtime.options import Preferences
+from .relay.state import StoredTurn
 
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Preferences))
 
@@ -26,10 +28,41 @@ def preferences_default() -> Preferences:
 
 def preferences_for(*, user: AbstractBaseUser) -> Preferences:
     """The user's saved conversation settings, or the defaults when they saved none."""
-    row = VoicePreferences.objects.filter(user=user).first()
+    return preferences_for_user_id(user_id=user.pk)
+
+
+def preferences_for_user_id(*, user_id: Any) -> Preferences:
+    """The saved conversation settings of the user with this id."""
+    row = VoicePreferences.objects.filter(user_id=user_id).first()
     if row is None:
         return preferences_default()
     return Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS})
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredConversation:
+    """What the relay needs to continue a stored conversation."""
+
+    id: Any
+    dialect: str
+    settings: dict[str, Any]
+    turns: list[StoredTurn]
+
+
+def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> StoredConversation | None:
+    """The user's own conversation with its turns in order, or None when it is not theirs or does not exist."""
+    try:
+        conversation = Conversation.objects.get(pk=conversation_id, user=user)
+    except (Conversation.DoesNotExist, ValidationError, ValueError):
+        return None
+    turns = [
+        StoredTurn(
+            item_id=t.item_id, role=t.role, position=t.position, text=t.text,
+            interrupted=t.interrupted, audio_ms=t.audio_ms, status=t.status,
+        )
+        for t in conversation.turns.order_by("position")
+    ]
+    return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns)
 
 
 def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Conversation | None:
@@ -42,10 +75,5 @@ def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Convers
 
 
 def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:
-    """The conversation's turns in order, each with `response_status` ("", "failed", "incomplete"…) from its usage row."""
-    status = Usage.objects.filter(conversation=conversation, response_id=OuterRef("response_id")).values("status")[:1]
-    return (
-        Turn.objects.filter(conversation=conversation)
-        .annotate(response_status=Coalesce(Subquery(status), Value("")))
-        .order_by("position")
-    )
+    """The conversation's turns in order of their place in it (each with its `status` and `status_reason`)."""
+    return Turn.objects.filter(conversation=conversation).order_by("position")

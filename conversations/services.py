@@ -3,23 +3,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.utils import timezone
 
 from .models import Conversation, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
+from .relay.effects import (
+    ConversationEnded,
+    JournalOp,
+    SessionOpened,
+    TurnAdded,
+    TurnAudio,
+    TurnOutcome,
+    TurnText,
+    UsageRecorded,
+)
 
 logger = logging.getLogger(__name__)
 
 TITLE_CHARS = 80
-
-RecordOp = tuple[Callable[..., Any], dict[str, Any]]
-
 
 def conversation_start(
     *, user: AbstractBaseUser, provider: str, deployment: str, dialect: str, settings: dict[str, Any]
@@ -28,6 +35,19 @@ def conversation_start(
     return Conversation.objects.create(
         user=user, provider=provider, deployment=deployment, dialect=dialect, settings=settings
     )
+
+
+def conversation_continue(*, conversation_id: Any, settings: dict[str, Any]) -> None:
+    """Mark a stored conversation live again, with the settings its new upstream session uses."""
+    Conversation.objects.filter(pk=conversation_id).update(
+        status=Conversation.Status.ACTIVE, ended_at=None, error="", settings=settings
+    )
+
+
+def conversation_discard(*, conversation_id: Any) -> bool:
+    """Delete a conversation that never got going (nothing was said); return whether it was deleted."""
+    deleted, _ = Conversation.objects.filter(pk=conversation_id, turns__isnull=True).delete()
+    return bool(deleted)
 
 
 def conversation_set_session(*, conversation_id: Any, upstream_session_id: str) -> None:
@@ -47,10 +67,19 @@ def turn_add(
     *, conversation_id: Any, item_id: str, role: str, position: int, response_id: str = "", text: str = ""
 ) -> None:
     """Record that an item took its place in the conversation; repeating it changes nothing."""
-    Turn.objects.get_or_create(
+    if Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).exists():
+        return
+    if Turn.objects.filter(conversation_id=conversation_id, position=position).exists():
+        # Another worker wrote this place first (a reconnect raced a closing relay): take the next free one.
+        last = Turn.objects.filter(conversation_id=conversation_id).order_by("-position").first()
+        position = last.position + 1 if last else 0
+    Turn.objects.create(
         conversation_id=conversation_id,
         item_id=item_id,
-        defaults={"role": role, "position": position, "response_id": response_id, "text": text},
+        role=role,
+        position=position,
+        response_id=response_id,
+        text=text,
     )
     if text and role == Turn.Role.USER:
         _title_from(conversation_id, text)
@@ -75,7 +104,16 @@ def turn_set_audio(*, conversation_id: Any, item_id: str, audio_ms: int, interru
     Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(**changes)
 
 
-def usage_record(*, conversation_id: Any, response_id: str, model: str, status: str, usage: UsageCounts) -> None:
+def turn_set_outcome(*, conversation_id: Any, item_id: str, status: str, reason: str = "") -> None:
+    """Store that an item did not come out whole (failed or incomplete reply, failed transcription)."""
+    Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(
+        status=status[:24], status_reason=reason[:200]
+    )
+
+
+def usage_record(
+    *, conversation_id: Any, response_id: str, model: str, status: str, usage: UsageCounts, estimated: bool = False
+) -> None:
     """Store the token usage of one response; a repeated response id is ignored."""
     try:
         with transaction.atomic():
@@ -92,26 +130,58 @@ def usage_record(*, conversation_id: Any, response_id: str, model: str, status: 
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 total_tokens=usage.total_tokens,
+                estimated=estimated,
             )
     except IntegrityError:
         logger.info("Usage for response %s was already recorded", response_id)
 
 
-def conversation_record(*, ops: Sequence[RecordOp]) -> None:
-    """Apply a batch of queued writes in one transaction, falling back to one by one so none is lost."""
+def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
+    """Apply one journal write of the relay to the database."""
+    cid = conversation_id
+    match op:
+        case TurnAdded():
+            turn_add(conversation_id=cid, item_id=op.item_id, role=op.role, position=op.position,
+                     response_id=op.response_id, text=op.text)
+        case TurnText():
+            turn_set_text(conversation_id=cid, item_id=op.item_id, text=op.text)
+        case TurnAudio():
+            turn_set_audio(conversation_id=cid, item_id=op.item_id, audio_ms=op.audio_ms, interrupted=op.interrupted)
+        case TurnOutcome():
+            turn_set_outcome(conversation_id=cid, item_id=op.item_id, status=op.status, reason=op.reason)
+        case UsageRecorded():
+            usage_record(conversation_id=cid, response_id=op.response_id, model=op.model, status=op.status,
+                         usage=op.usage, estimated=op.estimated)
+        case SessionOpened():
+            conversation_set_session(conversation_id=cid, upstream_session_id=op.upstream_session_id)
+        case ConversationEnded():
+            conversation_end(conversation_id=cid, failed=op.failed, error=op.error)
+        case _:
+            raise TypeError(f"Not a journal write: {op!r}")
+
+
+def journal_apply(*, conversation_id: Any, ops: Sequence[JournalOp]) -> None:
+    """Apply a batch of journal writes in one transaction, falling back to one by one so none is lost.
+
+    Database outages (OperationalError, InterfaceError) propagate so the journal can retry the batch.
+    """
     try:
         with transaction.atomic():
-            for func, kwargs in ops:
-                func(**kwargs)
+            for op in ops:
+                journal_apply_one(conversation_id=conversation_id, op=op)
         return
+    except (OperationalError, InterfaceError):
+        raise
     except Exception:  # noqa: BLE001 - one bad write must not cost the rest of the batch
         logger.exception("A batch of %d conversation writes failed; retrying them one by one", len(ops))
-    for func, kwargs in ops:
+    for op in ops:
         try:
             with transaction.atomic():
-                func(**kwargs)
+                journal_apply_one(conversation_id=conversation_id, op=op)
+        except (OperationalError, InterfaceError):
+            raise
         except Exception:  # noqa: BLE001
-            logger.exception("Conversation write %s(%r) failed", func.__name__, kwargs)
+            logger.exception("Conversation %s write %r failed", conversation_id, op)
 
 
 def _title_from(conversation_id: Any, text: str) -> None:

@@ -52,3 +52,13 @@ def session_cookie_for(user) -> bytes:
 def cookie(user) -> bytes:
     """The session cookie of the logged-in `user`."""
     return session_cookie_for(user)
+
+
+@pytest_asyncio.fixture
+async def end_live_conversations(transactional_db):
+    """End conversations a test left live (grace periods, parked relays) before its event loop closes."""
+    yield
+    from conversations.relay.registry import live_conversations
+
+    for live in live_conversations.all():
+        await live.end()

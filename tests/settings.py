@@ -11,3 +11,7 @@ WHITENOISE_AUTOREFRESH = True
 
 # Channels' database thread would keep its connection past the test database's teardown.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# Durable conversations: short waits so reconnect and grace-period tests run in seconds.
+RELAY_RECONNECT_BASE_SECONDS = 0.05
+RELAY_GRACE_SECONDS = 5.0

@@ -7,7 +7,7 @@ from conversations.realtime.simulator import RealtimeSimulator
 
 from .relay import Transcript, collect, communicator
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("end_live_conversations")]
 
 
 def _point_at(settings, sim: RealtimeSimulator) -> None:
@@ -45,29 +45,20 @@ async def test_closing_the_tab_mid_reply_keeps_what_was_said(settings, cookie):
     assert turns[1].audio_ms >= seen.audio_bytes // 48
 
 
-async def test_an_upstream_drop_closes_the_browser_socket_with_a_plain_reason(settings, cookie):
+async def test_an_upstream_that_keeps_dropping_ends_the_conversation_after_the_tries(settings, cookie):
+    settings.RELAY_RECONNECT_TRIES = 3
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, drop_after_events=2) as sim:
         _point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: False)
         await comm.disconnect()
+    assert [m["attempt"] for m in seen.of_type("reconnecting")] == [1, 2, 3]
     error = seen.of_type("error")[-1]
-    assert error["code"] == "upstream_unavailable" and error["fatal"]
+    assert error["code"] == "upstream_lost" and error["fatal"]
+    assert "saved" in error["message"]
     assert seen.closed_code == 4502
-    conversation = await database_sync_to_async(Conversation.objects.get)()
-    assert conversation.status == Conversation.Status.FAILED
-
-
-async def test_session_expiry_is_reported_and_ends_the_conversation(settings, cookie):
-    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=0.3) as sim:
-        _point_at(settings, sim)
-        comm = communicator(cookie)
-        await comm.connect()
-        seen = await collect(comm, Transcript(), lambda s: False)
-        await comm.disconnect()
-    assert seen.of_type("error")[-1]["fatal"]
-    assert seen.closed_code == 4502
+    assert len(sim.sessions) == 4  # the first session and three tries
 
 
 async def test_with_no_endpoint_the_built_in_simulator_answers(settings, cookie):

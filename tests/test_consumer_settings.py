@@ -8,7 +8,7 @@ from conversations.realtime.options import Preferences
 from .audio import silence, speech
 from .relay import Transcript, collect, communicator, send_pcm
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("end_live_conversations")]
 
 
 @database_sync_to_async

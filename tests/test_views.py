@@ -70,8 +70,8 @@ def test_bootstrap_admin_prints_a_password_once(capsys, django_user_model):
 
 
 def _stored_conversation(user, turns):
-    """A stored conversation of `user` with (role, text, interrupted) turns and a failed response for the last."""
-    from conversations.models import Conversation, Turn, Usage
+    """A stored conversation of `user` with (role, text, interrupted) turns."""
+    from conversations.models import Conversation, Turn
 
     conversation = Conversation.objects.create(user=user, provider="simulator", deployment="gpt-realtime", dialect="ga")
     for position, (role, text, interrupted) in enumerate(turns):
@@ -79,7 +79,7 @@ def _stored_conversation(user, turns):
             conversation=conversation, role=role, position=position, item_id=f"item_{position}",
             response_id=f"resp_{position}" if role == "assistant" else "", text=text, interrupted=interrupted,
         )
-    return conversation, Usage
+    return conversation, None
 
 
 def test_the_talk_page_shows_a_stored_conversation_in_order_to_continue_it(client, user):
@@ -101,12 +101,20 @@ def test_the_talk_page_shows_a_stored_conversation_in_order_to_continue_it(clien
     assert "Press Start to continue it" in body
 
 
-def test_a_cut_short_answer_in_a_stored_conversation_says_so(client, user):
-    conversation, usage = _stored_conversation(user, [("user", "Tell me everything", False), ("assistant", "Well, first", False)])
-    usage.objects.create(conversation=conversation, response_id="resp_1", model="m", status="incomplete")
+def test_stored_turns_that_did_not_come_out_whole_say_so(client, user):
+    from conversations.models import Turn
+
+    conversation, _ = _stored_conversation(
+        user, [("user", "", False), ("assistant", "Well, first", False), ("assistant", "", False)]
+    )
+    Turn.objects.filter(conversation=conversation, position=0).update(status="transcription_failed")
+    Turn.objects.filter(conversation=conversation, position=1).update(status="incomplete", status_reason="max_output_tokens")
+    Turn.objects.filter(conversation=conversation, position=2).update(status="failed")
     client.force_login(user)
     body = client.get(f"/?conversation={conversation.pk}").content.decode()
-    assert "(cut short)" in body and "cut-short" in body
+    assert "(could not be transcribed)" in body and "transcript-failed" in body
+    assert "(cut short: the answer reached its length limit)" in body
+    assert "(this answer failed)" in body
 
 
 def test_the_talk_page_without_a_conversation_starts_fresh(client, user):
@@ -140,4 +148,3 @@ def test_selectors_return_only_the_owners_turns_in_position_order(user, django_u
     assert selectors.conversation_for(user=other, conversation_id=str(conversation.pk)) is None
     assert selectors.conversation_for(user=user, conversation_id="nope") is None
     assert [t.text for t in selectors.turns_of(conversation=conversation)] == ["a", "b", "c"]
-    assert {t.response_status for t in selectors.turns_of(conversation=conversation)} == {""}

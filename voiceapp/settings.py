@@ -145,6 +145,12 @@ OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
 OPENAI_REALTIME_MODEL: str = env.str("OPENAI_REALTIME_MODEL", default="gpt-realtime")
 OPENAI_BASE_URL: str = env.str("OPENAI_BASE_URL", default="https://api.openai.com/")
 REALTIME_CONNECT_TIMEOUT: float = env.float("REALTIME_CONNECT_TIMEOUT", default=10.0)
+# A conversation outlives its socket and its upstream session (docs/browser-protocol.md).
+RELAY_GRACE_SECONDS: float = env.float("RELAY_GRACE_SECONDS", default=20.0)
+RELAY_RECONNECT_TRIES: int = env.int("RELAY_RECONNECT_TRIES", default=5)
+RELAY_RECONNECT_BASE_SECONDS: float = env.float("RELAY_RECONNECT_BASE_SECONDS", default=0.5)
+RELAY_ROLLOVER_MARGIN_SECONDS: float = env.float("RELAY_ROLLOVER_MARGIN_SECONDS", default=60.0)
+RELAY_SEED_TOKEN_BUDGET: int = env.int("RELAY_SEED_TOKEN_BUDGET", default=6000)
 
 if AZURE_OPENAI_ENDPOINT:
     _endpoint = urlsplit(AZURE_OPENAI_ENDPOINT)

@@ -279,10 +279,14 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
         return {"type": "response_created", "response_id": (event.get("response") or {}).get("id", "")}, None
     if kind == "response.done":
         response = event.get("response") or {}
+        details = response.get("status_details") or {}
+        error = details.get("error") or {}
         return {
             "type": "response_done",
             "response_id": response.get("id", ""),
             "status": response.get("status", "completed"),
+            # incomplete: max_output_tokens or content_filter; failed: the error's code or type.
+            "reason": details.get("reason") or error.get("code") or error.get("type") or "",
             "usage": Usage.from_event(response.get("usage")),
         }, None
     if kind == "conversation.item.truncated":
@@ -294,7 +298,8 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
     if kind == "error":
         error = event.get("error") or {}
         return {"type": "upstream_error", "code": error.get("code") or error.get("type") or "error",
-                "message": error.get("message") or "", "param": error.get("param")}, None
+                "error_type": error.get("type") or "", "message": error.get("message") or "",
+                "param": error.get("param")}, None
     return None, None
 
 

@@ -134,3 +134,10 @@ test("a stored transcript read from the page is the current conversation", () =>
   assert.deepEqual(texts(next), ["user:Stored"]);
   assert.equal(separate(emptyTranscript(), "x").entries.length, 0);
 });
+
+test("a stored user turn that could not be transcribed keeps its quiet marker after history", () => {
+  const model = reduce(emptyTranscript(), {
+    type: "history", items: [{ item_id: "u1", role: "user", text: "", interrupted: false, status: "transcription_failed" }],
+  });
+  assert.deepEqual([currentItems(model)[0].transcriptFailed, currentItems(model)[0].text], [true, ""]);
+});

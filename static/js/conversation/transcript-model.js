@@ -81,7 +81,8 @@ export function addNote(model, text) {
 
 /** The entry a `history` item becomes: everything the server stored, finished. */
 function historyEntry(item) {
-  const failedTranscript = item.role === "user" && item.status === "failed";
+  // The server stores a user turn it could not transcribe as "transcription_failed" (older builds said "failed").
+  const failedTranscript = item.role === "user" && (item.status === "transcription_failed" || item.status === "failed");
   return itemEntry(item.role, item.item_id, {
     text: item.text || (failedTranscript ? "" : noTranscriptText()),
     done: true,

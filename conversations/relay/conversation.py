@@ -1,0 +1,559 @@
+"""A live conversation: the pure core plus its I/O, which outlives any one browser socket or upstream session.
+
+The consumer attaches a browser to it; the conversation owns the upstream session (and replaces it
+before it expires, or when it drops), the journal, and the timers. When the browser leaves without
+saying goodbye the conversation waits a grace period for it to come back before it ends.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..journal import Journal
+from ..realtime import options, protocol
+from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
+from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, BrowserMessageError, SessionConfig
+from .effects import (
+    JOURNAL_OPS,
+    ConversationEnded,
+    Effect,
+    Fatal,
+    SessionEnding,
+    SessionReady,
+    ToBrowser,
+    ToUpstream,
+)
+from .failures import CLOSE_REPLACED, CLOSE_SERVER_ERROR, Failure, upstream_failure
+from .registry import LiveRegistry
+from .state import RelayCore, SessionFacts
+
+logger = logging.getLogger(__name__)
+
+_AUDIO_DELTA = frozenset({"response.audio.delta", "response.output_audio.delta"})
+CLOSE_NORMAL = 1000
+# Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
+BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
+# A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
+STABLE_SESSION_S = 30.0
+
+
+class BrowserLink(Protocol):
+    """What a conversation needs from the socket of the browser attached to it."""
+
+    async def send_json(self, message: dict[str, Any]) -> None: ...
+    async def send_audio(self, pcm: bytes) -> None: ...
+    async def close_with(self, code: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long to wait for what; from settings, shortened by tests."""
+
+    grace_s: float = 20.0
+    connect_timeout_s: float = 10.0
+    configure_timeout_s: float = 10.0
+    reconnect_tries: int = 5
+    reconnect_base_s: float = 0.5
+    rollover_margin_s: float = 60.0  # replace a session this long before it expires, between turns
+    rollover_deadline_s: float = 10.0  # ...and this long before, whatever is going on
+    cancel_wait_s: float = 2.0  # how long a cancelled response gets to report its usage
+
+
+class SessionRejected(Exception):
+    """The service did not accept the session's configuration: going on would run on its defaults."""
+
+    def __init__(self, fatal: Fatal) -> None:
+        super().__init__(fatal.message)
+        self.fatal = fatal
+
+
+class _Fatal(Exception):
+    """The conversation must end with this failure."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+def backoff_delays(tries: int, base_s: float, *, first_immediate: bool) -> list[float]:
+    """Exponential backoff with full jitter: base·2ⁿ scaled by a random 0.5–1 factor."""
+    delays = []
+    for attempt in range(tries):
+        if attempt == 0 and first_immediate:
+            delays.append(0.0)
+            continue
+        step = base_s * 2 ** (attempt - (1 if first_immediate else 0))
+        delays.append(step * random.uniform(0.5, 1.0))
+    return delays
+
+
+class LiveConversation:
+    """One conversation while it is live: the core, the current upstream session, the journal and the browser."""
+
+    def __init__(
+        self,
+        *,
+        conversation_id: Any,
+        target: RealtimeTarget,
+        core: RelayCore,
+        journal: Journal,
+        registry: LiveRegistry,
+        timing: Timing,
+        token_provider: Any = None,
+        owner_id: Any = None,
+        fresh: bool = True,
+    ) -> None:
+        self.conversation_id = str(conversation_id)
+        self.owner_id = owner_id
+        self.target = target
+        self.core = core
+        self.journal = journal
+        self.registry = registry
+        self.timing = timing
+        self.token_provider = token_provider
+        self.fresh = fresh  # a new conversation: discarded if it ends before anything was said
+        self.link: BrowserLink | None = None
+        self.attach_mode = "new"  # how the attached browser arrived: new, resumed, continued
+        self.upstream: RealtimeConnection | None = None
+        self.ready = False
+        self.ended = False
+        self.failure: Failure | None = None
+        self._buffer: deque[bytes] = deque()
+        self._buffered = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._grace: asyncio.TimerHandle | None = None
+        self._rollover_timers: list[asyncio.TimerHandle] = []
+        self._rollover_wanted = False
+        self._rollover_due = asyncio.Event()
+        self._overdue: asyncio.TimerHandle | None = None
+        self._response_settled = asyncio.Event()
+        self._sessions_opened = 0
+        self._activated_at = 0.0
+        self._failed_reconnects = 0  # consecutive: a session that drops again at once does not reset it
+
+    # --- Lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Open the upstream session in the background; `ready` reaches the browser when it is configured."""
+        self.journal.start()
+        self.registry.add(self.conversation_id, self)
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
+
+    async def attach(self, link: BrowserLink, *, mode: str) -> None:
+        """Attach a browser socket (replacing another tab's), and bring it up to date."""
+        previous, self.link, self.attach_mode = self.link, link, mode
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        if previous is not None and previous is not link:
+            with contextlib.suppress(Exception):
+                await previous.close_with(CLOSE_REPLACED)
+        if self.core.items:
+            await self._to_browser(self.core.history())
+        if self.ready:
+            await self._to_browser(self._ready_message())
+
+    async def detach(self, link: BrowserLink, code: int) -> None:
+        """The browser's socket closed: Stop ends the conversation, anything else starts the grace period."""
+        if self.link is not link or self.ended:
+            return
+        self.link = None
+        if code == CLOSE_NORMAL:
+            await self.end()
+            return
+        self._carry_out_soon(self.core.browser_left())
+        loop = asyncio.get_running_loop()
+        self._grace = loop.call_later(self.timing.grace_s, lambda: self._spawn(self.end()))
+        logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
+                    self.timing.grace_s)
+
+    async def end(self, failure: Failure | None = None) -> None:
+        """End the conversation once: settle a running reply, store everything, close upstream and the browser."""
+        if self.ended:
+            return
+        self.ended = True
+        self.failure = self.failure or failure
+        for handle in (self._grace, self._overdue, *self._rollover_timers):
+            if handle is not None:
+                handle.cancel()
+        if failure is None and self.upstream is not None and self.core.session.response_id is not None:
+            # Stop mid-reply: give the cancelled response a moment to report the tokens it used.
+            self._response_settled.clear()
+            with contextlib.suppress(Exception):
+                await self._carry_out(self.core.browser_left(), self.upstream)
+                await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
+        if self._supervisor is not None and self._supervisor is not asyncio.current_task():
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        await self._close_upstream()
+        for op in self.core.finish():
+            self.journal.put(op)  # type: ignore[arg-type]
+        self.journal.put(ConversationEnded(failed=self.failure is not None, error=self.failure.message if self.failure else ""))
+        await self.journal.close()
+        if self.failure is not None and self.fresh and not self.core.items:
+            await _discard(self.conversation_id)
+        self.registry.remove(self.conversation_id, self)
+        link, self.link = self.link, None
+        if link is not None:
+            if self.failure is not None:
+                await _quietly(link.send_json(_fatal_message(self.failure)))
+            await _quietly(link.close_with(self.failure.close_code if self.failure else CLOSE_NORMAL))
+        for task in list(self._tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
+        logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
+
+    # --- Browser side ----------------------------------------------------------------------------
+
+    async def audio_in(self, pcm: bytes) -> None:
+        """Relay one microphone frame: check it, gate it, send it (or keep it while sessions switch)."""
+        try:
+            protocol.check_audio_frame(pcm)
+        except BrowserMessageError as exc:
+            await self._to_browser(_error(exc.code, str(exc)))
+            return
+        if not self.core.on_browser_audio(len(pcm)):
+            return
+        upstream = self.upstream
+        if upstream is None or not self.ready:
+            self._keep(pcm)
+            return
+        with contextlib.suppress(UpstreamError):  # the supervisor sees the drop and reconnects
+            await upstream.send_audio(pcm)
+
+    async def command(self, command: BrowserCommand) -> None:
+        """Carry out one browser command."""
+        if not self.ready or self.upstream is None:
+            await self._to_browser(_error("not_ready", "The conversation is still connecting; try again in a moment."))
+            return
+        if command.type == "apply_settings":
+            config = await _load_config(self.owner_id, self.target.dialect)
+            effects = self.core.apply_config(config)
+        else:
+            effects = self.core.on_browser(command)
+        await self._carry_out(effects, self.upstream)
+        if self.core.session.pending_create and self._overdue is None:
+            self._overdue = asyncio.get_running_loop().call_later(self.timing.cancel_wait_s, self._pending_overdue)
+
+    def _pending_overdue(self) -> None:
+        self._overdue = None
+        if self.upstream is not None:
+            self._carry_out_soon(self.core.pending_create_overdue())
+
+    # --- Upstream side ---------------------------------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Keep an upstream session serving the conversation until it ends; every failure ends it cleanly."""
+        try:
+            try:
+                conn, facts = await self._open()
+            except UpstreamError as exc:
+                raise _Fatal(self._failure_of(exc)) from exc
+            while True:
+                await self._activate(conn, facts)
+                outcome = await self._serve(conn, facts)
+                if isinstance(outcome, tuple):
+                    conn, facts = outcome  # planned rollover: already open and seeded
+                    continue
+                logger.info("Conversation %s: upstream session ended (%s); opening another", self.conversation_id, outcome)
+                await self._deactivate()
+                conn, facts = await self._reconnect(first_immediate=outcome in ("expired", "closed"))
+        except asyncio.CancelledError:
+            raise
+        except SessionRejected as exc:
+            f = exc.fatal
+            await self.end(Failure(f.code, f.message, f.close_code))
+        except _Fatal as exc:
+            await self.end(exc.failure)
+        except Exception:  # noqa: BLE001 - whatever went wrong, the conversation is torn down and stored
+            logger.exception("Conversation %s: the relay failed", self.conversation_id)
+            await self.end(Failure("internal_error", "Something went wrong on the server. Your conversation is saved; "
+                                   "reload the page to continue it.", CLOSE_SERVER_ERROR))
+
+    async def _open(self) -> tuple[RealtimeConnection, SessionFacts]:
+        """Open a session, wait until it confirms our settings, and seed it with the conversation so far."""
+        conn = await RealtimeConnection.open(
+            self.target, token_provider=self.token_provider, timeout=self.timing.connect_timeout_s
+        )
+        try:
+            facts, effects = self.core.open_session()
+            await self._carry_out(effects, conn)
+            events = conn.events()
+            try:
+                async with asyncio.timeout(self.timing.configure_timeout_s):
+                    async for event in events:
+                        result = self.core.on_upstream(event, facts)
+                        # Only the session's own facts matter yet: the browser hears about it once it is ready.
+                        await self._carry_out([e for e in result if not isinstance(e, ToBrowser)], conn)
+                        if any(isinstance(e, SessionReady) for e in result):
+                            break
+                    else:
+                        raise UpstreamUnavailable("The realtime service closed the session while it was being set up.")
+            finally:
+                await events.aclose()
+            await self._carry_out(self.core.seed(facts), conn)
+        except TimeoutError:
+            await _close_quietly(conn)
+            raise UpstreamUnavailable("The realtime service did not confirm the session settings in time.") from None
+        except BaseException:
+            await _close_quietly(conn)
+            raise
+        self._sessions_opened += 1
+        return conn, facts
+
+    async def _activate(self, conn: RealtimeConnection, facts: SessionFacts) -> None:
+        """Make `conn` the conversation's session: send audio kept meanwhile, tell the browser, plan the rollover."""
+        renewed = self._sessions_opened > 1
+        self._activated_at = time.monotonic()
+        self.upstream = conn
+        self.core.switch_to(facts)
+        await self._flush_to(conn)
+        self._rollover_wanted = False
+        self._rollover_due.clear()
+        self._plan_rollover(facts)
+        await self._to_browser(self._ready_message())
+        if renewed:
+            await self._to_browser({"type": "note", "code": "session_renewed",
+                                    "message": "Reconnected to the voice service; the assistant still knows the conversation."})
+
+    async def _flush_to(self, conn: RealtimeConnection) -> None:
+        """Send the audio kept while no session could take it, in order, then let frames flow straight through."""
+        while self._buffer:
+            pcm = self._buffer.popleft()
+            self._buffered -= len(pcm)
+            with contextlib.suppress(UpstreamError):
+                await conn.send_audio(pcm)
+        self.ready = True  # no await since the buffer emptied: no frame can overtake the kept ones
+
+    async def _deactivate(self) -> None:
+        """The current session is gone: cut what it was doing, keep what was said."""
+        self.ready = False
+        for op in self.core.finish():
+            self.journal.put(op)  # type: ignore[arg-type]
+        await self._close_upstream()
+
+    async def _serve(self, conn: RealtimeConnection, facts: SessionFacts) -> str | tuple[RealtimeConnection, SessionFacts]:
+        """Relay the session's events until it ends (returns why) or a planned rollover replaced it."""
+        reader = asyncio.create_task(self._read(conn, facts), name=f"upstream-{self.conversation_id}")
+        try:
+            while True:
+                due = asyncio.create_task(self._rollover_due.wait())
+                done, _ = await asyncio.wait({reader, due}, return_when=asyncio.FIRST_COMPLETED)
+                if reader in done:
+                    due.cancel()
+                    return reader.result()
+                self._rollover_due.clear()
+                # Between turns: open the next session while this one keeps relaying its last events.
+                self.ready = False
+                try:
+                    new = await self._open()
+                except SessionRejected:
+                    raise
+                except UpstreamError as exc:
+                    logger.warning("Conversation %s: rollover failed (%s); keeping the current session",
+                                   self.conversation_id, exc)
+                    await self._flush_to(conn)
+                    self._rollover_timers.append(asyncio.get_running_loop().call_later(5.0, self._rollover_due.set))
+                    continue
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reader
+                await _close_quietly(conn)
+                return new
+        finally:
+            if not reader.done():
+                reader.cancel()
+
+    async def _read(self, conn: RealtimeConnection, facts: SessionFacts) -> str:
+        """Relay one session's events; returns how it ended: expired, closed or dropped."""
+        core = self.core
+        try:
+            async for event in conn.events():
+                if event.get("type") in _AUDIO_DELTA:
+                    # The hot path: decode once, count, forward as one binary frame.
+                    pcm = base64.b64decode(event.get("delta") or "")
+                    core.on_audio(event.get("item_id") or "", len(pcm), facts)
+                    link = self.link
+                    if link is not None and pcm:
+                        try:
+                            await link.send_audio(pcm)
+                        except Exception:  # noqa: BLE001 - a socket closing under us; detach handles it
+                            pass
+                    continue
+                effects = core.on_upstream(event, facts)
+                if effects and await self._carry_out(effects, conn):
+                    return "expired"
+                if self._rollover_wanted:
+                    self._check_rollover()
+        except UpstreamUnavailable:
+            return "dropped"
+        return "closed"
+
+    async def _reconnect(self, *, first_immediate: bool) -> tuple[RealtimeConnection, SessionFacts]:
+        """Open a new session after the last one ended, with backoff; out of tries ends the conversation."""
+        if time.monotonic() - self._activated_at >= STABLE_SESSION_S:
+            self._failed_reconnects = 0
+        delays = backoff_delays(self.timing.reconnect_tries, self.timing.reconnect_base_s, first_immediate=first_immediate)
+        last: UpstreamError | None = None
+        for attempt, delay in enumerate(delays[self._failed_reconnects:], start=self._failed_reconnects + 1):
+            self._failed_reconnects = attempt
+            await self._to_browser({"type": "reconnecting", "attempt": attempt, "delay_ms": int(delay * 1000)})
+            await asyncio.sleep(delay)
+            try:
+                return await self._open()
+            except UpstreamRejected as exc:
+                if exc.status != 429 and exc.status is not None and exc.status < 500:
+                    raise _Fatal(self._failure_of(exc)) from exc  # credentials or configuration: retrying won't help
+                last = exc
+            except UpstreamError as exc:
+                last = exc
+            logger.warning("Conversation %s: reconnect %d/%d failed: %s", self.conversation_id, attempt, len(delays), last)
+        failure = Failure(
+            "upstream_lost",
+            "The connection to the voice service was lost and could not be restored. Your conversation is saved: "
+            "press Start to continue it.",
+            4502,
+            transient=True,
+        )
+        raise _Fatal(failure) from last
+
+    def _plan_rollover(self, facts: SessionFacts) -> None:
+        """Replace the session before it expires: between turns from the margin on, at the deadline whatever happens."""
+        for handle in self._rollover_timers:
+            handle.cancel()
+        self._rollover_timers = []
+        if facts.expires_at is None:
+            return
+        loop = asyncio.get_running_loop()
+        remaining = facts.expires_at - time.time()
+        soft = max(0.0, remaining - self.timing.rollover_margin_s)
+        hard = max(0.0, remaining - self.timing.rollover_deadline_s)
+        self._rollover_timers = [loop.call_later(soft, self._want_rollover), loop.call_later(hard, self._rollover_due.set)]
+
+    def _want_rollover(self) -> None:
+        self._rollover_wanted = True
+        self._check_rollover()
+
+    def _check_rollover(self) -> None:
+        if self._rollover_wanted and self.ready and self.core.idle():
+            self._rollover_wanted = False
+            self._rollover_due.set()
+
+    # --- Effects -----------------------------------------------------------------------------------
+
+    async def _carry_out(self, effects: Sequence[Effect], conn: RealtimeConnection | None) -> bool:
+        """Carry out the core's effects in order; returns True when upstream said the session is over."""
+        ending = False
+        for effect in effects:
+            if isinstance(effect, ToBrowser):
+                await self._to_browser(effect.message)
+                if effect.message["type"] == "response_done":
+                    self._response_settled.set()
+            elif isinstance(effect, ToUpstream):
+                if conn is not None:
+                    await conn.send(effect.event)
+            elif isinstance(effect, JOURNAL_OPS):
+                self.journal.put(effect)  # type: ignore[arg-type]
+            elif isinstance(effect, SessionEnding):
+                ending = True
+            elif isinstance(effect, Fatal):
+                raise SessionRejected(effect)
+        return ending
+
+    def _carry_out_soon(self, effects: Sequence[Effect]) -> None:
+        if effects:
+            self._spawn(self._carry_out_quietly(effects))
+
+    async def _carry_out_quietly(self, effects: Sequence[Effect]) -> None:
+        with contextlib.suppress(UpstreamError):
+            await self._carry_out(effects, self.upstream)
+
+    async def _to_browser(self, message: dict[str, Any]) -> None:
+        link = self.link
+        if link is not None:
+            await _quietly(link.send_json(message))
+
+    def _keep(self, pcm: bytes) -> None:
+        """Hold audio while no session can take it, dropping the oldest past the limit."""
+        self._buffer.append(pcm)
+        self._buffered += len(pcm)
+        while self._buffered > BUFFER_MAX_BYTES:
+            self._buffered -= len(self._buffer.popleft())
+
+    def _ready_message(self) -> dict[str, Any]:
+        return {
+            "type": "ready",
+            "conversation_id": self.conversation_id,
+            "provider": self.target.provider,
+            "dialect": self.target.dialect,
+            "deployment": self.target.deployment,
+            "sample_rate": protocol.SAMPLE_RATE,
+            "settings": options.browser_settings(self.core.config),
+            "resumed": self.attach_mode == "resumed",
+            "continued": self.attach_mode == "continued",
+        }
+
+    def _failure_of(self, exc: UpstreamError) -> Failure:
+        logger.warning("Conversation %s upstream failed: %s %s", self.conversation_id, exc, exc.detail)
+        return upstream_failure(exc, self.target.deployment, staff=self.core.staff)
+
+    async def _close_upstream(self) -> None:
+        self.ready = False
+        upstream, self.upstream = self.upstream, None
+        if upstream is not None:
+            await _close_quietly(upstream)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+async def _close_quietly(conn: RealtimeConnection) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(conn.close(), 2.0)
+
+
+async def _quietly(awaitable: Any) -> None:
+    """Send to a browser that may have gone already."""
+    with contextlib.suppress(Exception):
+        await awaitable
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "fatal": False}
+
+
+def _fatal_message(failure: Failure) -> dict[str, Any]:
+    return {"type": "error", "code": failure.code, "message": failure.message, "fatal": True}
+
+
+async def _load_config(user_id: Any, dialect: str) -> SessionConfig:
+    """The user's saved settings as a session configuration."""
+    from channels.db import database_sync_to_async
+
+    from .. import selectors
+
+    prefs = await database_sync_to_async(selectors.preferences_for_user_id)(user_id=user_id)
+    return options.build_session_config(prefs, dialect)
+
+
+async def _discard(conversation_id: str) -> None:
+    """Remove a new conversation that never got going, so no empty failed row is left behind."""
+    from channels.db import database_sync_to_async
+
+    from .. import services
+
+    with contextlib.suppress(Exception):
+        await database_sync_to_async(services.conversation_discard)(conversation_id=conversation_id)

@@ -1,0 +1,116 @@
+"""What the relay core asks for: messages, upstream events, journal writes and lifecycle signals.
+
+Plain frozen values with no Django and no I/O; the consumer carries them out in order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Union
+
+from ..realtime.protocol import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class ToBrowser:
+    """Send a JSON control message to the browser (dropped while no browser is attached)."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToUpstream:
+    """Send one client event to the current upstream session."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReady:
+    """The upstream session confirmed its configuration (`session.updated`): it can be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnding:
+    """Upstream said this session is over (e.g. `session_expired`): switch to a new one now."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """The conversation cannot go on: tell the browser in plain words and end it."""
+
+    code: str
+    message: str
+    close_code: int = 1011
+
+
+# --- Journal writes: typed, applied in order by the journal through services -----------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TurnAdded:
+    """An item took its place in the conversation."""
+
+    item_id: str
+    role: str
+    position: int
+    response_id: str = ""
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnText:
+    """The final (or, at the end, partial) text of an item."""
+
+    item_id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnAudio:
+    """How much of an item's audio counts (what the user heard), and whether it was cut short."""
+
+    item_id: str
+    audio_ms: int
+    interrupted: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    """An item did not come out whole: a failed or incomplete reply, or a failed transcription."""
+
+    item_id: str
+    status: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class UsageRecorded:
+    """The tokens of one response; `estimated` when the service never reported them."""
+
+    response_id: str
+    model: str
+    status: str
+    usage: Usage
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SessionOpened:
+    """A new upstream session serves the conversation."""
+
+    upstream_session_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationEnded:
+    """The conversation is over (it can still be continued later)."""
+
+    failed: bool = False
+    error: str = ""
+
+
+JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, UsageRecorded, SessionOpened, ConversationEnded]
+JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, UsageRecorded, SessionOpened, ConversationEnded)
+Effect = Union[ToBrowser, ToUpstream, SessionReady, SessionEnding, Fatal, JournalOp]

@@ -1,0 +1,93 @@
+"""Starting, resuming and continuing live conversations for a browser that connects."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from .. import selectors, services
+from ..journal import Journal
+from ..realtime import options
+from ..upstream import resolve_target, token_provider_for
+from .conversation import LiveConversation, Timing
+from .registry import live_conversations
+from .state import RelayCore
+
+
+class ConversationNotFound(Exception):
+    """No such conversation, or not the user's."""
+
+
+def timing_from_settings() -> Timing:
+    """The relay's timings, read at call time so tests can shorten them."""
+    return Timing(
+        grace_s=settings.RELAY_GRACE_SECONDS,
+        connect_timeout_s=settings.REALTIME_CONNECT_TIMEOUT,
+        configure_timeout_s=settings.REALTIME_CONNECT_TIMEOUT,
+        reconnect_tries=settings.RELAY_RECONNECT_TRIES,
+        reconnect_base_s=settings.RELAY_RECONNECT_BASE_SECONDS,
+        rollover_margin_s=settings.RELAY_ROLLOVER_MARGIN_SECONDS,
+        rollover_deadline_s=min(settings.RELAY_ROLLOVER_MARGIN_SECONDS, 10.0),
+    )
+
+
+async def open_conversation(user: Any, conversation_id: str | None) -> tuple[LiveConversation, str]:
+    """Return the conversation this socket serves and how it arrived: new, resumed or continued."""
+    if conversation_id:
+        live = live_conversations.get(conversation_id)
+        if live is not None:
+            if live.owner_id != user.pk:
+                raise ConversationNotFound(conversation_id)
+            return live, "resumed"
+        return await _continue(user, conversation_id), "continued"
+    return await _start(user), "new"
+
+
+async def _start(user: Any) -> LiveConversation:
+    target = await resolve_target()
+    prefs = await database_sync_to_async(selectors.preferences_for)(user=user)
+    config = options.build_session_config(prefs, target.dialect)
+    conversation = await database_sync_to_async(services.conversation_start)(
+        user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
+        settings=config.as_dict(),
+    )
+    core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
+                     seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
+    return _launch(conversation.pk, user, target, core, fresh=True)
+
+
+async def _continue(user: Any, conversation_id: str) -> LiveConversation:
+    stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
+    if stored is None:
+        raise ConversationNotFound(conversation_id)
+    target = await resolve_target()
+    prefs = await database_sync_to_async(selectors.preferences_for)(user=user)
+    config = options.build_session_config(prefs, target.dialect)
+    core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
+                            seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
+    stored_voice = (stored.settings or {}).get("voice")
+    if core.voice_fixed and stored_voice and stored_voice in options.voices_for(target.dialect):
+        # The assistant keeps the voice it had in this conversation.
+        core.config = dataclasses.replace(config, voice=stored_voice)
+    await database_sync_to_async(services.conversation_continue)(
+        conversation_id=stored.id, settings=core.config.as_dict()
+    )
+    return _launch(stored.id, user, target, core, fresh=False)
+
+
+def _launch(conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool) -> LiveConversation:
+    live = LiveConversation(
+        conversation_id=conversation_id,
+        owner_id=user.pk,
+        target=target,
+        core=core,
+        journal=Journal(conversation_id),
+        registry=live_conversations,
+        timing=timing_from_settings(),
+        token_provider=token_provider_for(target),
+        fresh=fresh,
+    )
+    live.start()
+    return live

@@ -1,0 +1,604 @@
+"""The relay's rules, as a pure core: upstream events and browser commands in, effects out.
+
+No Django, no asyncio, no sockets. One `RelayCore` holds one conversation: its items with their
+stored places, transcripts so far, audio forwarded and heard, the push-to-talk gate and the facts of
+the current upstream session. It can be rebuilt from stored turns (`RelayCore.resume`), which is how
+a continued conversation, a browser reconnect and a new upstream session all start.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..realtime import options, protocol
+from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, SessionConfig, Usage
+from .effects import (
+    Effect,
+    Fatal,
+    SessionEnding,
+    SessionOpened,
+    SessionReady,
+    ToBrowser,
+    ToUpstream,
+    TurnAdded,
+    TurnAudio,
+    TurnOutcome,
+    TurnText,
+    UsageRecorded,
+)
+
+# The service refuses to commit less than 100 ms of audio.
+MIN_COMMIT_BYTES = 100 * BYTES_PER_MS
+# Client-chosen item ids: the service takes up to 32 characters.
+_SEED_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+# Rough tokens per character of text, as the service bills English text.
+CHARS_PER_TOKEN = 4
+SUMMARY_CHARS_PER_TURN = 160
+
+
+@dataclass(frozen=True, slots=True)
+class StoredTurn:
+    """A turn as the database has it, to rebuild a core from."""
+
+    item_id: str
+    role: str
+    position: int
+    text: str = ""
+    interrupted: bool = False
+    audio_ms: int = 0
+    status: str = ""
+
+
+@dataclass(slots=True)
+class Item:
+    """What the relay knows about one conversation item."""
+
+    role: str
+    position: int
+    response_id: str = ""
+    parts: list[str] = field(default_factory=list)  # transcript deltas so far
+    final: str | None = None  # transcript or text once complete
+    audio_bytes: int = 0  # assistant audio forwarded to the browser
+    audio_done: bool = False
+    interrupted: bool = False  # truncated at what the user heard: its stored length is final
+    status: str = ""  # "", "failed", "incomplete", "transcription_failed"
+    stored: bool = False  # came from the database (an earlier session): never announced again
+    announced: bool = False  # the browser has been told about it
+
+    @property
+    def text(self) -> str:
+        """The best text so far: the final one, or the deltas received."""
+        return self.final if self.final is not None else "".join(self.parts)
+
+
+@dataclass(slots=True)
+class SessionFacts:
+    """What the relay knows about one upstream session."""
+
+    session_id: str = ""
+    model: str = ""
+    expires_at: float | None = None  # epoch seconds, from session.created
+    configured: bool = False  # session.updated confirmed our settings
+    assistant_spoke: bool = False  # the voice is then fixed for this session
+    response_id: str | None = None  # the response in progress
+    response_item: str = ""  # its assistant item
+    cancel_sent: bool = False
+    pending_create: bool = False  # a response.create waits for the cancelled response's response.done
+    user_speaking: bool = False
+    speech_start_ms: dict[str, int] = field(default_factory=dict)
+    awaiting_transcripts: set[str] = field(default_factory=set)
+    seeded_ids: set[str] = field(default_factory=set)
+
+
+class RelayCore:
+    """One conversation's bookkeeping and rules, independent of sockets and storage."""
+
+    def __init__(
+        self,
+        *,
+        dialect: str,
+        config: SessionConfig,
+        staff: bool = False,
+        seed_token_budget: int = 6000,
+    ) -> None:
+        self.dialect = dialect
+        self.config = config
+        self.staff = staff
+        self.seed_token_budget = seed_token_budget
+        self.items: dict[str, Item] = {}
+        self.next_position = 0
+        self.session = SessionFacts()
+        self.ptt_open = False  # push-to-talk held: only then is audio forwarded
+        self.ptt_bytes = 0
+        self.transcription_failures = 0
+        self.voice_fixed = False  # the assistant spoke in this conversation: keep its voice
+
+    @classmethod
+    def resume(
+        cls,
+        turns: Iterable[StoredTurn],
+        *,
+        dialect: str,
+        config: SessionConfig,
+        staff: bool = False,
+        seed_token_budget: int = 6000,
+    ) -> RelayCore:
+        """Rebuild the core of a stored conversation; new items take the places after its turns."""
+        core = cls(dialect=dialect, config=config, staff=staff, seed_token_budget=seed_token_budget)
+        for turn in sorted(turns, key=lambda t: t.position):
+            core.items[turn.item_id] = Item(
+                role=turn.role,
+                position=turn.position,
+                final=turn.text,
+                audio_bytes=turn.audio_ms * BYTES_PER_MS,
+                audio_done=True,
+                interrupted=turn.interrupted,
+                status=turn.status,
+                stored=True,
+            )
+            core.next_position = max(core.next_position, turn.position + 1)
+            if turn.role == "assistant" and turn.audio_ms:
+                core.voice_fixed = True
+        return core
+
+    # --- Sessions --------------------------------------------------------------------------------
+
+    @property
+    def push_to_talk(self) -> bool:
+        """Whether the user commits turns by hand (no server VAD)."""
+        return self.config.turn_detection is None
+
+    def open_session(self) -> tuple[SessionFacts, list[Effect]]:
+        """Start a new upstream session's facts and return the configuration to send it first."""
+        facts = SessionFacts()
+        return facts, [ToUpstream(protocol.session_update(self.config, self.dialect))]
+
+    def seed(self, facts: SessionFacts) -> list[Effect]:
+        """Re-inject the conversation so far into a new session, newest turns first within the token budget."""
+        history = [
+            (item_id, item)
+            for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position)
+            if item.text.strip()
+        ]
+        kept: list[tuple[str, Item]] = []
+        budget = self.seed_token_budget
+        for item_id, item in reversed(history):
+            cost = math.ceil(len(item.text) / CHARS_PER_TOKEN) + 4
+            if cost > budget:
+                break
+            budget -= cost
+            kept.append((item_id, item))
+        kept.reverse()
+        left_out = history[: len(history) - len(kept)]
+        effects: list[Effect] = []
+        if left_out:
+            effects.append(ToUpstream(_system_note(_outline(left_out, self.seed_token_budget // 4 * CHARS_PER_TOKEN))))
+            effects.append(
+                ToBrowser(
+                    {
+                        "type": "note",
+                        "code": "history_trimmed",
+                        "message": f"The assistant remembers the last {len(kept)} turns word for word and "
+                        f"the {len(left_out)} before them only in outline.",
+                    }
+                )
+            )
+        for item_id, item in kept:
+            seed_id = item_id if _SEED_ID.match(item_id) else None
+            if seed_id:
+                facts.seeded_ids.add(seed_id)
+            if item.role == "user":
+                event = protocol.user_text_item(item.text)
+            else:
+                event = protocol.assistant_text_item(item.text, self.dialect)
+            if seed_id:
+                event["item"]["id"] = seed_id
+            effects.append(ToUpstream(event))
+        return effects
+
+    def switch_to(self, facts: SessionFacts) -> None:
+        """Make `facts` the current session's: the previous session's response and gate are gone."""
+        self.session = facts
+        self.ptt_open, self.ptt_bytes = False, 0
+
+    def idle(self) -> bool:
+        """Whether now is a good moment to replace the upstream session (between turns)."""
+        s = self.session
+        return not (
+            s.user_speaking
+            or s.response_id is not None
+            or s.pending_create
+            or self.ptt_open
+            or s.awaiting_transcripts
+        )
+
+    def history(self) -> dict[str, Any]:
+        """The `history` message: every item in conversation order, as the server has it."""
+        ordered = sorted(self.items.items(), key=lambda pair: pair[1].position)
+        return {
+            "type": "history",
+            "items": [
+                {
+                    "item_id": item_id,
+                    "role": item.role,
+                    "text": item.text,
+                    "interrupted": item.interrupted,
+                    "status": item.status,
+                }
+                for item_id, item in ordered
+            ],
+        }
+
+    # --- Upstream events -----------------------------------------------------------------------
+
+    def on_audio(self, item_id: str, nbytes: int, facts: SessionFacts) -> None:
+        """Count forwarded assistant audio; the hot path, so no effects and nothing allocated per frame."""
+        item = self.items.get(item_id)
+        if item is None:
+            item = self._add(item_id, "assistant", [], response_id=facts.response_id or "")
+        item.audio_bytes += nbytes
+        facts.assistant_spoke = True
+        self.voice_fixed = True
+
+    def on_upstream(self, event: dict[str, Any], facts: SessionFacts) -> list[Effect]:
+        """Apply one (non-audio) upstream event of the session `facts` describes."""
+        message, _ = protocol.normalize(event)
+        if message is None:
+            return []
+        handler = getattr(self, f"_up_{message['type']}", None)
+        if handler is None:
+            return []
+        effects: list[Effect] = []
+        handler(message, facts, effects)
+        return effects
+
+    def _up_session_created(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        s.session_id, s.model = m["session_id"], m["model"] or s.model
+        expires = m.get("expires_at")
+        s.expires_at = float(expires) if isinstance(expires, (int, float)) and math.isfinite(expires) else None
+        if s.session_id:
+            out.append(SessionOpened(s.session_id))
+
+    def _up_session_updated(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        if not s.configured:
+            s.configured = True
+            out.append(SessionReady())
+
+    def _up_user_item(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item_id = m["item_id"]
+        if not item_id or item_id in s.seeded_ids:
+            return  # history we seeded: stored and shown already
+        item = self.items.get(item_id)
+        if item is None:
+            item = self._add(item_id, "user", out, text=m["text"])
+        if item.announced or item.stored:
+            return
+        item.announced = True
+        out.append(ToBrowser({"type": "user_item", "item_id": item_id}))
+        if m["text"]:  # a typed message: its text is its transcript
+            item.final = m["text"]
+            out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": item.final}))
+        elif self.config.transcription_model and item.final is None:
+            s.awaiting_transcripts.add(item_id)
+
+    def _up_assistant_item(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item_id = m["item_id"]
+        if not item_id or item_id in s.seeded_ids:
+            return
+        item = self.items.get(item_id)
+        if item is None:
+            item = self._add(item_id, "assistant", out, response_id=m.get("response_id", ""))
+        if item.announced or item.stored:
+            return
+        item.announced = True
+        item.response_id = item.response_id or m.get("response_id", "") or s.response_id or ""
+        if s.response_id and item.response_id == s.response_id:
+            s.response_item = item_id
+        out.append(ToBrowser({"type": "assistant_item", "item_id": item_id, "response_id": item.response_id}))
+
+    def _up_transcript(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item = self._known(m["item_id"], m["role"], s, out)
+        item.parts.append(m["delta"])
+        out.append(ToBrowser(m))
+
+    def _up_transcript_done(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item = self._known(m["item_id"], m["role"], s, out)
+        item.final = m["text"]
+        s.awaiting_transcripts.discard(m["item_id"])
+        out.append(TurnText(m["item_id"], m["text"]))
+        out.append(ToBrowser(m))
+
+    def _up_transcription_failed(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item_id = m["item_id"]
+        item = self._known(item_id, "user", s, out)
+        item.final, item.status = "", "transcription_failed"
+        s.awaiting_transcripts.discard(item_id)
+        self.transcription_failures += 1
+        out.append(TurnOutcome(item_id, "transcription_failed", m.get("message", "")[:200]))
+        out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": "", "failed": True}))
+        if self.transcription_failures == 1:  # once: after that each bubble gets a quiet marker
+            out.append(ToBrowser(_error(
+                "transcription_failed",
+                "What you say could not be written down, but the assistant still hears you."
+                + (" Check AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: it must name a deployment of a "
+                   "transcription model." if self.staff else ""),
+            )))
+
+    def _up_audio_done(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item = self._known(m["item_id"], "assistant", s, out)
+        item.audio_done = True
+        if not item.interrupted:
+            out.append(TurnAudio(m["item_id"], item.audio_bytes // BYTES_PER_MS))
+        out.append(ToBrowser(m))
+
+    def _up_speech_started(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        s.user_speaking = True
+        if m.get("item_id"):
+            s.speech_start_ms[m["item_id"]] = _int(m.get("audio_start_ms"))
+        out.append(ToBrowser({"type": "speech_started", "audio_start_ms": _int(m.get("audio_start_ms"))}))
+
+    def _up_speech_stopped(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        s.user_speaking = False
+        item_id, end_ms = m.get("item_id", ""), _int(m.get("audio_end_ms"))
+        if item_id in s.speech_start_ms:
+            duration = max(0, end_ms - s.speech_start_ms.pop(item_id))
+            self._known(item_id, "user", s, out)
+            out.append(TurnAudio(item_id, duration))
+        out.append(ToBrowser({"type": "speech_stopped", "audio_end_ms": end_ms}))
+
+    def _up_response_created(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        s.response_id, s.response_item, s.cancel_sent = m["response_id"], "", False
+
+    def _up_response_done(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        response_id, status, reason = m["response_id"], m["status"], m.get("reason", "")
+        item_id = s.response_item if s.response_id == response_id else ""
+        if not item_id:
+            item_id = next((i for i, it in self.items.items() if it.response_id == response_id), "")
+        if s.response_id == response_id or s.response_id is None:
+            s.response_id, s.response_item = None, ""
+        usage: Usage = m["usage"]
+        out.append(UsageRecorded(response_id, s.model, status, usage))
+        message = _outcome_message(status, reason)
+        if item_id and status in ("failed", "incomplete"):
+            self.items[item_id].status = status
+            out.append(TurnOutcome(item_id, status, reason))
+        out.append(ToBrowser({
+            "type": "response_done",
+            "response_id": response_id,
+            "item_id": item_id,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        }))
+        if s.pending_create:
+            s.pending_create = False
+            out.append(ToUpstream(protocol.RESPONSE_CREATE))
+
+    def _up_truncated(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item = self._known(m["item_id"], "assistant", s, out)
+        item.interrupted = True
+        heard = _int(m.get("audio_end_ms"))
+        item.audio_bytes = min(item.audio_bytes, heard * BYTES_PER_MS)
+        out.append(TurnAudio(m["item_id"], heard, interrupted=True))
+        out.append(ToBrowser({"type": "truncated", "item_id": m["item_id"], "audio_end_ms": heard}))
+
+    def _up_upstream_error(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        code = m["code"]
+        if code in protocol.QUIET_ERROR_CODES:
+            return
+        if code == "session_expired":
+            out.append(SessionEnding("expired"))
+            return
+        if not s.configured:
+            # The service rejects a whole session.update and keeps its defaults: never run on those.
+            param = m.get("param") or ""
+            out.append(Fatal(
+                "session_rejected",
+                (f"The realtime service rejected the session settings ({param or code}: {m['message']}). "
+                 "Check the conversation settings and AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT / the deployment's model.")
+                if self.staff
+                else "The voice service did not accept this conversation's settings. Try other settings, or ask "
+                "an administrator to check the setup.",
+            ))
+            return
+        if code == "conversation_already_has_active_response":
+            s.pending_create = True  # the running response ends first; ours follows it
+            return
+        if m.get("error_type") == "server_error" or code == "server_error":
+            out.append(ToBrowser(_error(
+                "server_error", "The voice service had a problem with that. Please say it again."
+            )))
+            return
+        out.append(ToBrowser(_error(code, m["message"] if self.staff else "The voice service reported a problem.")))
+
+    # --- Browser commands ----------------------------------------------------------------------
+
+    def on_browser_audio(self, nbytes: int) -> bool:
+        """Whether a microphone frame may go upstream (the push-to-talk gate); counts what is held."""
+        if self.config.turn_detection is not None:
+            return True
+        if not self.ptt_open:
+            return False  # released: nothing the microphone hears reaches the model
+        self.ptt_bytes += nbytes
+        return True
+
+    def on_browser(self, command: BrowserCommand) -> list[Effect]:
+        """Translate a browser command into upstream events (and plain errors for commands that cannot apply)."""
+        s = self.session
+        out: list[Effect] = []
+        if command.type == "truncate":
+            item = self.items.get(command.item_id)
+            if item is None or item.role != "assistant" or item.stored:
+                return [ToBrowser(_error("unknown_item", "There is no assistant reply with that id to interrupt."))]
+            # Clamp to what was forwarded: the service rejects a cut past the end of the audio.
+            heard_ms = min(command.audio_end_ms, item.audio_bytes // BYTES_PER_MS)
+            out.append(ToUpstream(protocol.truncate_item(command.item_id, heard_ms)))
+        elif command.type == "text":
+            self._cancel_running(out)
+            out.append(ToUpstream(protocol.user_text_item(command.text)))
+            self._create_response(out)
+        elif command.type == "press":
+            self._cancel_running(out)
+            out.append(ToUpstream(protocol.INPUT_CLEAR))
+            self.ptt_open, self.ptt_bytes = True, 0
+        elif command.type == "commit":
+            held_bytes, self.ptt_open = self.ptt_bytes, False
+            if self.push_to_talk and held_bytes < MIN_COMMIT_BYTES:
+                out.append(ToUpstream(protocol.INPUT_CLEAR))
+                out.append(ToBrowser(_error("too_short", "Hold the button while you speak, then let go.")))
+                return out
+            out.append(ToUpstream(protocol.INPUT_COMMIT))
+            self._create_response(out)
+        elif command.type == "cancel":
+            self._cancel_running(out)
+        return out
+
+    def pending_create_overdue(self) -> list[Effect]:
+        """The cancelled response never reported back in time: ask for the new one anyway."""
+        if not self.session.pending_create:
+            return []
+        self.session.pending_create = False
+        self.session.response_id = None
+        return [ToUpstream(protocol.RESPONSE_CREATE)]
+
+    def apply_config(self, config: SessionConfig) -> list[Effect]:
+        """Use new settings in the live session, keeping the voice once the assistant has spoken."""
+        voice_locked = self.voice_fixed and config.voice != self.config.voice
+        if voice_locked:
+            config = dataclasses.replace(config, voice=self.config.voice)
+        self.config = config
+        self.ptt_open = False
+        return [
+            ToUpstream(protocol.session_update(config, self.dialect)),
+            ToBrowser({"type": "settings_applied", "settings": options.browser_settings(config), "voice_locked": voice_locked}),
+        ]
+
+    def _cancel_running(self, out: list[Effect]) -> None:
+        s = self.session
+        if s.response_id is not None and not s.cancel_sent:
+            s.cancel_sent = True
+            out.append(ToUpstream(protocol.RESPONSE_CANCEL))
+
+    def _create_response(self, out: list[Effect]) -> None:
+        # One response at a time: after a cancel, the new one waits for the cancelled response.done.
+        if self.session.response_id is not None:
+            self.session.pending_create = True
+        else:
+            out.append(ToUpstream(protocol.RESPONSE_CREATE))
+
+    # --- Endings -------------------------------------------------------------------------------
+
+    def browser_left(self) -> list[Effect]:
+        """The browser went away mid-conversation: stop a reply nobody hears, and keep what was heard."""
+        out: list[Effect] = []
+        s = self.session
+        self.ptt_open = False
+        if s.response_id is not None:
+            item_id = s.response_item
+            item = self.items.get(item_id) if item_id else None
+            self._cancel_running(out)
+            s.pending_create = False
+            if item is not None and item.audio_bytes and not item.audio_done:
+                out.append(ToUpstream(protocol.truncate_item(item_id, item.audio_bytes // BYTES_PER_MS)))
+        return out
+
+    def finish(self) -> list[Effect]:
+        """Store what items still hold when a session or the conversation ends, and estimate unreported usage."""
+        out: list[Effect] = []
+        for item_id, item in self.items.items():
+            if item.stored:
+                continue
+            if item.final is None and item.parts:
+                item.final = "".join(item.parts)
+                out.append(TurnText(item_id, item.final))
+            # A truncated item already has the length that was heard; don't overwrite it with what was sent.
+            if item.role == "assistant" and not item.audio_done and not item.interrupted and item.audio_bytes:
+                item.interrupted = True
+                out.append(TurnAudio(item_id, item.audio_bytes // BYTES_PER_MS, interrupted=True))
+        s = self.session
+        if s.response_id is not None:
+            item = self.items.get(s.response_item)
+            audio_ms = item.audio_bytes // BYTES_PER_MS if item else 0
+            text = item.text if item else ""
+            usage = Usage(
+                output_audio_tokens=math.ceil(audio_ms / 50),
+                output_text_tokens=math.ceil(len(text) / CHARS_PER_TOKEN),
+                output_tokens=math.ceil(audio_ms / 50) + math.ceil(len(text) / CHARS_PER_TOKEN),
+                total_tokens=math.ceil(audio_ms / 50) + math.ceil(len(text) / CHARS_PER_TOKEN),
+            )
+            out.append(UsageRecorded(s.response_id, s.model, "cancelled", usage, estimated=True))
+            s.response_id, s.response_item, s.pending_create = None, "", False
+        s.user_speaking = False
+        s.awaiting_transcripts.clear()
+        return out
+
+    # --- Helpers -------------------------------------------------------------------------------
+
+    def _add(self, item_id: str, role: str, out: list[Effect], *, response_id: str = "", text: str = "") -> Item:
+        """Give a new item the next place in the conversation and queue its row."""
+        item = self.items[item_id] = Item(role=role, position=self.next_position, response_id=response_id)
+        self.next_position += 1
+        out.append(TurnAdded(item_id, role, item.position, response_id, text))
+        return item
+
+    def _known(self, item_id: str, role: str, s: SessionFacts, out: list[Effect]) -> Item:
+        """The item with this id, added in place if upstream never announced it."""
+        item = self.items.get(item_id)
+        if item is None:
+            item = self._add(item_id, role, out, response_id=s.response_id or "" if role == "assistant" else "")
+        return item
+
+
+def _int(value: Any) -> int:
+    """An upstream millisecond count as a non-negative int, whatever was sent."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0
+    return max(0, int(value))
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "code": code, "message": message, "fatal": False}
+
+
+def _outcome_message(status: str, reason: str) -> str:
+    """Plain words for a reply that did not come out whole."""
+    if status == "incomplete":
+        if reason == "max_output_tokens":
+            return "The answer was cut short: it reached the longest answer allowed in the settings."
+        if reason == "content_filter":
+            return "The answer was stopped by the service's content filter."
+        return "The answer was cut short."
+    if status == "failed":
+        return "The voice service failed to answer. Please say it again."
+    return ""
+
+
+def _outline(items: Sequence[tuple[str, Item]], max_chars: int) -> str:
+    """A short outline of turns that no longer fit word for word: the start of each, the newest that fit."""
+    lines: list[str] = []
+    used = 0
+    for _, item in reversed(items):
+        text = " ".join(item.text.split())
+        if len(text) > SUMMARY_CHARS_PER_TURN:
+            text = text[: SUMMARY_CHARS_PER_TURN - 1].rstrip() + "…"
+        line = f"{item.role}: {text}"
+        used += len(line) + 1
+        if used > max_chars:
+            lines.append("(and earlier turns, left out)")
+            break
+        lines.append(line)
+    lines.reverse()
+    return "Earlier in this conversation (in outline, oldest first):\n" + "\n".join(lines)
+
+
+def _system_note(text: str) -> dict[str, Any]:
+    """A system message item, the same in both dialects."""
+    return {
+        "type": "conversation.item.create",
+        "item": {"type": "message", "role": "system", "content": [{"type": "input_text", "text": text}]},
+    }

@@ -1,0 +1,27 @@
+"""Signal handlers: a logout ends the sockets opened with that login."""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.contrib.auth.signals import user_logged_out
+from django.dispatch import receiver
+
+from .relay.consumer import session_group
+
+logger = logging.getLogger(__name__)
+
+
+@receiver(user_logged_out)
+def end_sockets_of_session(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Tell every talk socket of the session being logged out to end its conversation."""
+    key = getattr(getattr(request, "session", None), "session_key", None)
+    layer = get_channel_layer()
+    if not key or layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(session_group(key), {"type": "session.ended"})
+    except Exception:  # noqa: BLE001 - a logout must work even when the channel layer is down
+        logger.exception("Could not tell the sockets of a logged-out session to close")
