@@ -2,7 +2,7 @@
  * The pre-flight check page: microphone, level, sample-rate path, server round trip, the voice service
  * behind the server, and echo cancellation.
  */
-import { CaptureNode, openMicrophone } from "./audio/capture.js";
+import { audioSupport, browserAudioFeatures } from "./conversation/capability.js";
 import { isMicBlocked, remembered } from "./devices.js";
 import { gettext, interpolate } from "./i18n.js";
 import { LevelMeter, levelPercent } from "./meter.js";
@@ -43,8 +43,12 @@ function report(check, result, detail, fix = "") {
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The capture module, loaded on first use: it extends AudioWorkletNode, which old browsers lack. */
+const loadCapture = () => import("./audio/capture.js");
+
 /** Opens the remembered microphone, or the default one when it is gone. */
 async function openChosenMicrophone() {
+  const { openMicrophone } = await loadCapture();
   const deviceId = remembered();
   try {
     return await openMicrophone(deviceId);
@@ -72,9 +76,12 @@ function micFix(error) {
 
 /** Microphone permission: the stream, or null after reporting why there is none. */
 async function checkMicrophone() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    report("mic", "fail", gettext("This browser cannot use a microphone on this page."),
-      gettext("Open the page over HTTPS in a recent Chrome, Edge, Firefox or Safari."));
+  const support = audioSupport(browserAudioFeatures(window));
+  if (!support.ok) {
+    report("mic", "fail", support.message,
+      support.reason === "insecure"
+        ? gettext("Open the app over https:// (or on this computer at http://localhost).")
+        : gettext("Use a recent Chrome, Edge, Firefox or Safari."));
     return null;
   }
   try {
@@ -111,6 +118,7 @@ async function checkAudioPath(context, stream) {
   }
   let capture;
   try {
+    const { CaptureNode } = await loadCapture();
     capture = await CaptureNode.create(context, root.dataset.captureWorklet, source);
     await context.resume();
   } catch {

@@ -1,8 +1,6 @@
 /**
  * Talk page entry point: wires the buttons, the microphone, the player and the socket together.
  */
-import { CaptureNode, openMicrophone } from "./audio/capture.js";
-import { PlayerNode } from "./audio/player.js";
 import { MicrophoneChooser, isMicBlocked, micErrorMessage } from "./devices.js";
 import { gettext } from "./i18n.js";
 import { LevelMeter } from "./meter.js";
@@ -49,7 +47,13 @@ const app = {
 };
 window.voiceApp = app;
 
-const status = new Status(document.getElementById("status"), (state) => { app.state = state; });
+/** Every state the status line went through, newest last (capped): a test and debugging aid. */
+app.states = [];
+const status = new Status(document.getElementById("status"), (state) => {
+  app.state = state;
+  if (app.states.at(-1) !== state) app.states.push(state);
+  if (app.states.length > 200) app.states.shift();
+});
 
 /** Everything that belongs to one live conversation; replaced on each Start. */
 let session = null;
@@ -105,6 +109,17 @@ function applyMode() {
 /** Whether this browser and page can record audio at all (https or localhost, AudioWorklet, getUserMedia). */
 const support = audioSupport(browserAudioFeatures(window));
 
+/**
+ * The audio modules, loaded on first use: they extend AudioWorkletNode, so importing them up front
+ * would break the whole page (and its explanation) in a browser or insecure page without it.
+ */
+let audioModules = null;
+function loadAudio() {
+  audioModules ??= Promise.all([import("./audio/capture.js"), import("./audio/player.js")])
+    .then(([capture, player]) => ({ ...capture, ...player }));
+  return audioModules;
+}
+
 /** Opens the mic and the audio graph first (so a blocked mic never opens a socket), then connects. */
 async function start() {
   if (!support.ok) return;
@@ -124,6 +139,7 @@ async function start() {
   let stream = null;
   try {
     s.context = new AudioContext({ latencyHint: "interactive" }); // Native rate: Firefox refuses a forced 24 kHz with a mic.
+    const { CaptureNode, PlayerNode, openMicrophone } = await loadAudio();
     stream = await openMicrophone(microphones.deviceId);
     microphones.refresh(); // Labels become readable once permission is granted.
     if (session !== s) return stream.getTracks().forEach((t) => t.stop()); // Stop was pressed meanwhile.
@@ -427,6 +443,7 @@ function finish(s, state, message) {
 async function switchMicrophone(deviceId, notice = "") {
   const s = session;
   if (!s?.capture || s.closed) return;
+  const { CaptureNode, openMicrophone } = await loadAudio();
   let stream;
   try {
     stream = await openMicrophone(deviceId);

@@ -1,0 +1,180 @@
+"""A conversation outlives its socket, in a real Chromium: drops, upstream expiry, reloads, and honest failures."""
+import asyncio
+import json
+
+import pytest
+
+from conversations.models import Turn
+
+from .browser_support import ARTIFACTS, browser_available, free_port, simulator_thread, wait_until
+from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
+]
+
+
+def db(query):
+    """Run a database query off this thread: Playwright's sync API keeps an event loop running here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def run():
+        try:
+            return query()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+def say(b, text: str, answers_before: int) -> None:
+    """Type `text`, and wait until it is answered in a new assistant bubble."""
+    b.page.fill("#text-input", text)
+    b.page.press("#text-input", "Enter")
+    b.page.wait_for_function(
+        f"window.voiceApp.transcriptItems().filter(i => i.role === 'assistant' && i.text.startsWith('You wrote')).length > {answers_before}",
+        timeout=20_000,
+    )
+
+
+def items(b) -> list[dict]:
+    return b.page.evaluate("window.voiceApp.transcriptItems()")
+
+
+def dom_items(b) -> list[tuple[str, str]]:
+    """(role, item id) of every bubble on the page, in order."""
+    return b.page.eval_on_selector_all(
+        "#transcript .bubble", "els => els.map(e => [e.dataset.role, e.dataset.itemId])"
+    )
+
+
+def test_a_dropped_socket_resumes_the_same_conversation_in_the_same_transcript(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        say(b, "First, before the drop.", 0)
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        before = items(b)
+
+        b.page.evaluate("window.voiceApp.dropSocket()")
+        b.page.wait_for_function("window.voiceApp.stats.messages.ready >= 2", timeout=15_000)
+        b.page.wait_for_selector('#status[data-state="listening"]', timeout=5_000)
+        states = b.page.evaluate("window.voiceApp.states")
+        assert "reconnecting" in states[states.index("listening"):]
+        assert b.messages("history") == 1
+        assert b.page.evaluate("window.voiceApp.conversationId") == conversation_id
+        assert f"conversation={conversation_id}" in b.page.url  # a reload would continue it
+        assert items(b) == before  # history replaced the bubbles: nothing lost, nothing doubled
+
+        say(b, "Second, after the drop.", 1)
+        after = items(b)
+        assert [i["role"] for i in after] == ["user", "assistant", "user", "assistant"]
+        assert after[:2] == before and after[2]["text"] == "Second, after the drop."
+        assert len({i["itemId"] for i in after}) == 4
+        assert [r for r, _ in dom_items(b)] == ["user", "assistant", "user", "assistant"]
+        assert b.page.locator("#transcript .divider").count() == 0
+        assert b.page.is_hidden("#error")
+        assert len(sim.sessions) == 1  # resumed within the grace period: the same upstream session
+        b.page.screenshot(path=str(ARTIFACTS / "talk-after-resume.png"))
+
+    stored = wait_until(lambda: db(lambda: list(Turn.objects.filter(conversation_id=conversation_id).order_by("position"))) or None)
+    assert [t.item_id for t in stored][:4] == [i["itemId"] for i in after]
+
+
+def test_an_upstream_expiry_mid_conversation_keeps_the_page_and_its_transcript(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        if not hasattr(sim, "expire_sessions"):
+            pytest.skip(
+                "RealtimeSimulator.expire_sessions() is not on main yet (it is on branch `sim`, "
+                "commit d5b191d and later); this test runs once main has it"
+            )
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        say(b, "Before the session expires.", 0)
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        loop = sim_loop(sim)
+        asyncio.run_coroutine_threadsafe(sim.expire_sessions(), loop).result(10)
+        b.page.wait_for_function("window.voiceApp.stats.messages.ready >= 2", timeout=20_000)
+        b.page.wait_for_selector('#status[data-state="listening"]', timeout=5_000)
+        assert b.page.evaluate("window.voiceApp.conversationId") == conversation_id
+        say(b, "After the session expired.", 1)
+        after = items(b)
+        assert [i["role"] for i in after] == ["user", "assistant", "user", "assistant"]
+        assert after[2]["text"] == "After the session expired."
+        assert len(sim.sessions) >= 2  # a new upstream session took over
+        assert b.page.locator("#transcript .transcript-note").count() >= 1  # "Reconnected to the voice service…"
+        assert b.page.is_hidden("#error")
+
+
+def sim_loop(sim) -> asyncio.AbstractEventLoop:
+    """The event loop the threaded simulator runs on (its server was started there)."""
+    return sim._server.get_loop() if hasattr(sim, "_server") else sim.loop
+
+
+def test_a_reload_shows_the_stored_conversation_and_start_continues_it(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        say(b, "Remember the word <b>tangerine</b>.", 0)
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        b.page.click("#stop")
+        b.page.wait_for_selector('#status[data-state="idle"]')
+        wait_until(lambda: db(lambda: Turn.objects.filter(conversation_id=conversation_id).count()) >= 2)
+
+        b.page.goto(f"{url}/?conversation={conversation_id}")
+        b.page.wait_for_function("window.voiceApp !== undefined")
+        assert b.page.is_visible("#continue-line")
+        stored = dom_items(b)
+        assert [r for r, _ in stored] == ["user", "assistant"]
+        assert b.page.inner_text('#transcript .bubble[data-role="user"] .text') == "Remember the word <b>tangerine</b>."
+        assert b.page.locator("#transcript b").count() == 0  # escaped, never markup
+        b.page.screenshot(path=str(ARTIFACTS / "talk-stored-1280x800.png"), full_page=True)
+        b.page.set_viewport_size({"width": 390, "height": 844})
+        b.page.screenshot(path=str(ARTIFACTS / "talk-stored-390x844.png"), full_page=True)
+        b.page.set_viewport_size({"width": 1280, "height": 800})
+
+        b.start()
+        assert b.page.evaluate("window.voiceApp.conversationId") == conversation_id
+        assert b.messages("history") == 1
+        assert dom_items(b) == stored  # the server's history matched what the page showed: no duplicates
+        assert b.page.locator("#transcript .divider").count() == 0
+        say(b, "Which word was it?", 1)
+        assert [i["role"] for i in items(b)] == ["user", "assistant", "user", "assistant"]
+        seeded = [e for e in sim.received if e["type"] == "conversation.item.create"]
+        assert any("tangerine" in json.dumps(e) for e in seeded)  # the new session was seeded with the stored turns
+
+
+def test_a_browser_that_cannot_record_says_so_instead_of_blaming_the_server(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.page.add_init_script("delete window.AudioWorkletNode")
+        b.login()
+        b.page.wait_for_selector('#status[data-state="no-audio"]')
+        error = b.page.inner_text("#error")
+        assert "cannot record audio" in error and "Cannot reach the server" not in error
+        assert b.page.is_disabled("#start")
+        assert sim.sessions == []
+
+
+def test_an_unreachable_server_says_so_and_keeps_retrying(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        # The page loaded from the server, then the socket's port has nobody behind it.
+        b.page.evaluate(f"document.getElementById('talk').dataset.wsPath = 'ws://127.0.0.1:{free_port()}/ws/talk/'")
+        b.page.click("#start")
+        b.page.wait_for_selector('#status[data-state="unreachable"]', timeout=10_000)
+        assert "Cannot reach the server. Check your connection; retrying…" in b.page.inner_text("#status")
+        b.page.wait_for_function("Number(document.getElementById('status').dataset.attempt) >= 2", timeout=10_000)
+        assert "cannot record audio" not in b.page.inner_text("#talk")
+        assert b.page.is_enabled("#stop")  # the user can give up
+        b.page.click("#stop")
+        b.page.wait_for_selector('#status[data-state="idle"]')
