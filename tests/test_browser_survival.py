@@ -33,12 +33,14 @@ def db(query):
 
 
 def say(b, text: str, answers_before: int) -> None:
-    """Type `text`, and wait until it is answered in a new assistant bubble."""
+    """Type `text`, and wait until it is answered (a new assistant bubble, its response done)."""
+    done = b.messages("response_done")
     b.page.fill("#text-input", text)
     b.page.press("#text-input", "Enter")
     b.page.wait_for_function(
-        f"window.voiceApp.transcriptItems().filter(i => i.role === 'assistant' && i.text.startsWith('You wrote')).length > {answers_before}",
-        timeout=20_000,
+        f"window.voiceApp.transcriptItems().filter(i => i.role === 'assistant' && i.text.startsWith('You wrote')).length > {answers_before}"
+        f" && (window.voiceApp.stats.messages.response_done || 0) > {done}",
+        timeout=30_000,
     )
 
 
@@ -162,6 +164,9 @@ def test_a_browser_that_cannot_record_says_so_instead_of_blaming_the_server(acco
         assert "cannot record audio" in error and "Cannot reach the server" not in error
         assert b.page.is_disabled("#start")
         assert sim.sessions == []
+        for size in [(1280, 800), (390, 844)]:
+            b.page.set_viewport_size({"width": size[0], "height": size[1]})
+            b.page.screenshot(path=str(ARTIFACTS / f"talk-no-audio-{size[0]}x{size[1]}.png"))
 
 
 def test_an_unreachable_server_says_so_and_keeps_retrying(account, open_browser, tmp_path):
@@ -173,8 +178,27 @@ def test_an_unreachable_server_says_so_and_keeps_retrying(account, open_browser,
         b.page.click("#start")
         b.page.wait_for_selector('#status[data-state="unreachable"]', timeout=10_000)
         assert "Cannot reach the server. Check your connection; retrying…" in b.page.inner_text("#status")
+        b.page.screenshot(path=str(ARTIFACTS / "talk-unreachable-1280x800.png"))
         b.page.wait_for_function("Number(document.getElementById('status').dataset.attempt) >= 2", timeout=10_000)
         assert "cannot record audio" not in b.page.inner_text("#talk")
         assert b.page.is_enabled("#stop")  # the user can give up
         b.page.click("#stop")
         b.page.wait_for_selector('#status[data-state="idle"]')
+
+
+def test_signing_out_elsewhere_sends_the_page_to_the_login_and_back_to_the_conversation(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        other = b.context.new_page()
+        other.goto(f"{url}/check/")
+        other.click("text=Log out")  # the server closes the first tab's socket with 4001
+        b.page.wait_for_url("**/accounts/login/**", timeout=15_000)
+        assert f"next=%2F%3Fconversation%3D{conversation_id}" in b.page.url
+        b.page.fill("#id_username", "ada")
+        b.page.fill("#id_password", "correct horse battery")
+        b.page.click("#login-form [type=submit]")
+        b.page.wait_for_selector("#continue-line")
+        assert b.page.get_attribute("#talk", "data-conversation-id") == conversation_id
