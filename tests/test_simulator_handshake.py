@@ -116,3 +116,40 @@ async def test_it_accepts_any_credential_without_an_api_key() -> None:
         async with open_session(s, "ga", key="anything") as ws:
             assert (await recv_event(ws, "ga"))["type"] == "session.created"
         assert s.sessions[0].headers["api-key"] == "anything"
+
+
+@pytest.mark.asyncio
+async def test_a_deployment_of_a_non_realtime_model_is_refused_with_400() -> None:
+    deployments = {"voice": "gpt-realtime", "chat": "gpt-4o"}
+    async with RealtimeSimulator(api_key=KEY, deployments=deployments, strict=True) as s:
+        base = s.url.replace("http", "ws")
+        for path in (
+            "/openai/v1/realtime?model=chat",
+            "/openai/realtime?api-version=2025-04-01-preview&deployment=chat",
+        ):
+            status, body = await _refused(base + path, {"api-key": KEY})
+            assert status == 400
+            error = body["error"]
+            assert error["code"] == "OperationNotSupported"  # type: ignore[index]
+            assert "does not work with the specified model, gpt-4o" in error["message"]  # type: ignore[index]
+        async with connect(
+            base + "/openai/v1/realtime?model=voice", additional_headers={"api-key": KEY}
+        ) as ws:
+            created = await recv_event(ws, "ga")
+            assert created["session"]["model"] == "gpt-realtime"
+
+
+@pytest.mark.asyncio
+async def test_the_preview_path_refuses_a_ga_date_api_version_unless_listed() -> None:
+    path = "/openai/realtime?api-version=2025-08-28&deployment=gpt-realtime"
+    async with RealtimeSimulator(api_key=KEY) as s:
+        status, body = await _refused(s.url.replace("http", "ws") + path, {"api-key": KEY})
+        assert status == 400
+        assert body["error"]["message"] == "API version not supported: 2025-08-28"  # type: ignore[index]
+    async with RealtimeSimulator(
+        api_key=KEY, preview_api_versions=["2025-04-01-preview", "2025-08-28"], strict=True
+    ) as s:
+        async with connect(
+            s.url.replace("http", "ws") + path, additional_headers={"api-key": KEY}
+        ) as ws:
+            assert (await recv_event(ws, "preview"))["type"] == "session.created"

@@ -293,3 +293,119 @@ async def test_speech_interrupts_a_response(paced_sim: RealtimeSimulator) -> Non
         await sender
         events = await recv_until(ws, dialect, "response.done")
         assert events[-1]["response"]["status"] == "completed"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+async def test_a_new_response_is_accepted_only_after_the_cancelled_one_is_done(
+    paced_sim: RealtimeSimulator, dialect: str
+) -> None:
+    async with open_session(paced_sim, dialect) as ws:
+        await start(ws, dialect, turn_detection=None)
+        await send(ws, {"type": "response.create"})
+        first = (await recv_until(ws, dialect, "response.created"))[-1]["response"]["id"]
+        await recv_until(ws, dialect, audio_delta_type(dialect))
+        # Cancel and create back to back, as an impatient client would.
+        await send(ws, {"type": "response.cancel"})
+        await send(ws, {"type": "response.create"})
+        events = await recv_until(ws, dialect, "response.created")
+        names = [e["type"] for e in events if not e["type"].endswith(".delta")]
+        assert "error" not in names
+        done = next(e for e in events if e["type"] == "response.done")["response"]
+        assert (done["id"], done["status"]) == (first, "cancelled")
+        assert names.index("response.done") < names.index("response.created")
+        assert events[-1]["response"]["id"] != first
+        await send(ws, {"type": "response.cancel"})
+        assert (await recv_until(ws, dialect, "response.done"))[-1]["response"][
+            "status"
+        ] == "cancelled"
+
+
+def seeded_history(dialect: str) -> list[dict[str, Any]]:
+    """Earlier turns as a relay re-injects them into a new session: text items only."""
+    assistant_text = "output_text" if dialect == "ga" else "text"
+    turns = [
+        ("user", "input_text", "What is the capital of France?"),
+        ("assistant", assistant_text, "Paris is the capital of France."),
+        ("user", "input_text", "And of Italy?"),
+        ("assistant", assistant_text, "Rome."),
+    ]
+    return [
+        {
+            "type": "conversation.item.create",
+            "item": {
+                "type": "message",
+                "role": role,
+                "content": [{"type": kind, "text": text}],
+            },
+        }
+        for role, kind, text in turns
+    ]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+async def test_a_seeded_text_history_is_announced_billed_and_answered(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    async with open_session(sim, dialect) as ws:
+        await start(ws, dialect, turn_detection=None)
+        history = seeded_history(dialect)
+        for event in history:
+            await send(ws, event)
+            if dialect == "ga":
+                added = await recv_event(ws, dialect)
+                done = await recv_event(ws, dialect)
+                assert (added["type"], done["type"]) == (
+                    "conversation.item.added",
+                    "conversation.item.done",
+                )
+            else:
+                added = await recv_event(ws, dialect)
+                assert added["type"] == "conversation.item.created"
+            assert added["item"]["role"] == event["item"]["role"]
+            assert added["item"]["content"] == event["item"]["content"]
+        # The history ends with the assistant: with nothing new, the reply says so.
+        await send(ws, {"type": "response.create"})
+        events = await recv_until(ws, dialect, "response.done")
+        reply = "".join(e["delta"] for e in events if e["type"] == transcript_delta_type(dialect))
+        assert reply == "Is there anything else I can help you with?"
+        # Every seeded item is billed as input text, at about 4 characters per token.
+        usage = events[-1]["response"]["usage"]
+        assert usage["input_token_details"]["text_tokens"] == math.ceil(
+            len(INSTRUCTIONS) / 4
+        ) + sum(math.ceil(len(e["item"]["content"][0]["text"]) / 4) for e in history)
+        assert usage["input_token_details"]["audio_tokens"] == 0
+
+        # The user's next spoken turn is answered, after the seeded history and that reply.
+        await append_audio(ws, await spoken_turn())
+        await send(ws, {"type": "input_audio_buffer.commit"})
+        await send(ws, {"type": "response.create"})
+        events = await recv_until(ws, dialect, "response.done")
+        reply = "".join(e["delta"] for e in events if e["type"] == transcript_delta_type(dialect))
+        assert reply.startswith("I heard you speak for ")
+    assert [(role, kind) for role, kind, _ in sim.history(0)] == [
+        ("user", "text"),
+        ("assistant", "text"),
+        ("user", "text"),
+        ("assistant", "text"),
+        ("assistant", "audio"),
+        ("user", "audio"),
+        ("assistant", "audio"),
+    ]
+    assert sim.history(0)[1][2] == "Paris is the capital of France."
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+async def test_after_a_seeded_history_the_latest_user_item_is_answered(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    async with open_session(sim, dialect) as ws:
+        await start(ws, dialect, turn_detection=None)
+        for event in seeded_history(dialect)[:3]:  # ends with the user's unanswered question
+            await send(ws, event)
+        await send(ws, {"type": "response.create"})
+        events = await recv_until(ws, dialect, "response.done")
+        reply = "".join(e["delta"] for e in events if e["type"] == transcript_delta_type(dialect))
+        assert reply == "You wrote: And of Italy?"

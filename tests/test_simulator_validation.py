@@ -137,3 +137,101 @@ async def test_the_voice_cannot_change_after_the_assistant_spoke(
         assert error[-1]["error"]["code"] == "cannot_update_voice"
         await send(ws, session_update(dialect, voice="coral"))  # unchanged voice is fine
         assert (await recv_until(ws, dialect, "session.updated"))[-1]["type"] == "session.updated"
+
+
+BAD_UPDATES = {
+    # (dialect, session payload with one bad parameter next to a valid change, code, param)
+    "ga unknown field": (
+        "ga",
+        {"type": "realtime", "instructions": "Second.", "bogus": 1},
+        "unknown_parameter",
+        "session.bogus",
+    ),
+    "ga speed out of range": (
+        "ga",
+        {"type": "realtime", "instructions": "Second.", "audio": {"output": {"speed": 3.0}}},
+        "decimal_above_max_value",
+        "session.audio.output.speed",
+    ),
+    "ga max tokens out of range": (
+        "ga",
+        {"type": "realtime", "instructions": "Second.", "max_output_tokens": 5000},
+        "integer_above_max_value",
+        "session.max_output_tokens",
+    ),
+    "preview GA-only field": (
+        "preview",
+        {"instructions": "Second.", "output_modalities": ["audio"]},
+        "unknown_parameter",
+        "session.output_modalities",
+    ),
+    "preview temperature out of range": (
+        "preview",
+        {"instructions": "Second.", "temperature": 2.0},
+        "decimal_above_max_value",
+        "session.temperature",
+    ),
+    "preview max tokens out of range": (
+        "preview",
+        {"instructions": "Second.", "max_response_output_tokens": 0},
+        "integer_below_min_value",
+        "session.max_response_output_tokens",
+    ),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("case", BAD_UPDATES)
+async def test_a_rejected_session_update_leaves_the_previous_session_entirely_unchanged(
+    sim: RealtimeSimulator, case: str
+) -> None:
+    dialect, bad, code, param = BAD_UPDATES[case]
+    async with open_session(sim, dialect) as ws:
+        await recv_until(ws, dialect, "session.created")
+        await send(ws, session_update(dialect, instructions="First.", voice="coral"))
+        before = (await recv_until(ws, dialect, "session.updated"))[-1]["session"]
+        await send(ws, {"type": "session.update", "session": bad, "event_id": "evt_bad"})
+        error = (await recv_event(ws, dialect))["error"]
+        assert (error["code"], error["param"], error["event_id"]) == (code, param, "evt_bad")
+        # No session.updated follows: the next event answers the next request.
+        await send(ws, {"type": "input_audio_buffer.clear"})
+        assert (await recv_event(ws, dialect))["type"] == "input_audio_buffer.cleared"
+        record = sim.sessions[0].session
+        assert record is not None and record.session == before
+        # A later good update builds on the previous session, not on the refused one.
+        await send(ws, session_update(dialect, voice="coral"))
+        after = (await recv_event(ws, dialect))["session"]
+        assert after == before
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    ("dialect", "param"),
+    [
+        ("ga", "session.audio.input.transcription.model"),
+        ("preview", "session.input_audio_transcription.model"),
+    ],
+)
+async def test_reject_session_update_param_refuses_updates_that_set_it(
+    dialect: str, param: str
+) -> None:
+    async with RealtimeSimulator(
+        api_key="sim-key", realtime_pacing=False, strict=True, reject_session_update_param=param
+    ) as sim:
+        async with open_session(sim, dialect) as ws:
+            await recv_until(ws, dialect, "session.created")
+            await send(ws, session_update(dialect, instructions="Hi.", transcribe=True))
+            error = (await recv_until(ws, dialect, "error"))[-1]["error"]
+            assert (error["type"], error["code"], error["param"]) == (
+                "invalid_request_error",
+                "invalid_value",
+                param,
+            )
+            assert param in error["message"]
+            record = sim.sessions[0].session
+            assert record is not None and record.session["instructions"] != "Hi."
+            # An update without that parameter is still accepted.
+            await send(ws, session_update(dialect, instructions="Hi."))
+            updated = (await recv_event(ws, dialect))["session"]
+            assert updated["instructions"] == "Hi."
+        assert sim.validation_errors == []

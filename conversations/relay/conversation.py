@@ -436,8 +436,9 @@ class LiveConversation:
             return
         loop = asyncio.get_running_loop()
         remaining = facts.expires_at - time.time()
-        soft = max(0.0, remaining - self.timing.rollover_margin_s)
-        hard = max(0.0, remaining - self.timing.rollover_deadline_s)
+        # Short sessions (tests, odd deployments) still get half their life before a rollover is wanted.
+        soft = max(remaining - self.timing.rollover_margin_s, remaining * 0.5, 0.0)
+        hard = max(remaining - self.timing.rollover_deadline_s, remaining * 0.8, 0.0)
         self._rollover_timers = [loop.call_later(soft, self._want_rollover), loop.call_later(hard, self._rollover_due.set)]
 
     def _want_rollover(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
+import secrets
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -11,25 +11,34 @@ from django.core.management.base import BaseCommand, CommandParser
 from conversations.realtime.simulator import RealtimeSimulator
 from conversations.realtime.simulator.server import DEFAULT_DEPLOYMENTS
 
-logger = logging.getLogger(__name__)
-
 
 class Command(BaseCommand):
-    """python manage.py realtime_simulator --host 127.0.0.1 --port 8765 --api-key KEY [--deployment NAME ...]"""
+    """python manage.py realtime_simulator --host 127.0.0.1 --port 8765 [--key KEY] [--deployment NAME ...]"""
 
     help = "Serve a simulated Azure OpenAI / OpenAI realtime endpoint (GA and preview dialects)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
-        parser.add_argument("--port", type=int, default=8765)
+        parser.add_argument("--port", type=int, default=8765, help="0 picks a free port.")
         parser.add_argument(
-            "--api-key", default=None, help="Required credential; omit to accept any."
+            "--key",
+            "--api-key",
+            dest="api_key",
+            default=None,
+            help="The key clients must send; a random one is made and printed when omitted.",
         )
         parser.add_argument(
             "--deployment",
             action="append",
             dest="deployments",
-            help="Deployment name (repeatable).",
+            help="Realtime deployment name (repeatable); the first is the one to configure.",
+        )
+        parser.add_argument(
+            "--transcription-deployment",
+            action="append",
+            dest="transcription_deployments",
+            help="Transcription deployment name (repeatable); default whisper-1, gpt-4o-transcribe, "
+            "gpt-4o-mini-transcribe.",
         )
         parser.add_argument(
             "--response-delay", type=float, default=0.0, help="Seconds before each response starts."
@@ -42,12 +51,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # A simulator that accepted any key would hide a relay that forgets to send one.
+        api_key = options["api_key"] or secrets.token_urlsafe(18)
+        extra: dict[str, Any] = {}
+        if options["transcription_deployments"]:
+            extra["transcription_deployments"] = options["transcription_deployments"]
         simulator = RealtimeSimulator(
-            api_key=options["api_key"],
+            api_key=api_key,
             deployments=tuple(options["deployments"] or DEFAULT_DEPLOYMENTS),
             response_delay_s=options["response_delay"],
             session_expiry_s=options["session_expiry"],
             realtime_pacing=not options["no_pacing"],
+            **extra,
         )
         try:
             asyncio.run(self._serve(simulator, options["host"], options["port"]))
@@ -56,10 +71,16 @@ class Command(BaseCommand):
 
     async def _serve(self, simulator: RealtimeSimulator, host: str, port: int) -> None:
         await simulator.start(host=host, port=port)
+        deployments = list(simulator.deployments)
         self.stdout.write(
-            f"Realtime simulator listening. Set AZURE_OPENAI_ENDPOINT={simulator.url} "
-            f"(deployments: {', '.join(simulator.deployments)})"
+            f"Realtime simulator listening on {simulator.url}. Configure the app with:\n"
+            f"  AZURE_OPENAI_ENDPOINT={simulator.url}/\n"
+            f"  AZURE_OPENAI_API_KEY={simulator.api_key}\n"
+            f"  AZURE_OPENAI_DEPLOYMENT={deployments[0]}\n"
+            f"(deployments: {', '.join(deployments)}; GA path /openai/v1/realtime, preview path "
+            "/openai/realtime, OpenAI path /v1/realtime)"
         )
+        self.stdout.flush()  # a parent process reads these lines through a pipe
         try:
             await simulator.serve_forever()
         finally:

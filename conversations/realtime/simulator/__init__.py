@@ -1,5 +1,5 @@
 """A realtime simulator: a WebSocket server speaking Azure OpenAI's GA and preview dialects and OpenAI's."""
 
-from .server import RealtimeSimulator, SessionRecord
+from .server import ABORT, RealtimeSimulator, SessionRecord
 
-__all__ = ["RealtimeSimulator", "SessionRecord"]
+__all__ = ["ABORT", "RealtimeSimulator", "SessionRecord"]

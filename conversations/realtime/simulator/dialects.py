@@ -208,6 +208,13 @@ def transcription(dialect: str, session: dict[str, Any]) -> dict[str, Any] | Non
     )
 
 
+def max_output_tokens(dialect: str, session: dict[str, Any]) -> int | None:
+    """The session's per-response output token limit, or None for "inf"."""
+    key = "max_output_tokens" if dialect == GA else "max_response_output_tokens"
+    value = session.get(key)
+    return value if isinstance(value, int) else None
+
+
 def output_modalities(
     dialect: str, session: dict[str, Any], override: dict[str, Any] | None = None
 ) -> list[str]:

@@ -8,11 +8,14 @@ import binascii
 import json
 import logging
 import time
+import typing
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
+from openai.types.realtime.audio_transcription import AudioTranscription
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError
 from websockets.http11 import Request, Response
@@ -20,16 +23,39 @@ from websockets.http11 import Request, Response
 from ..schema import SchemaError, validate_server_event
 from .dialects import GA, PREVIEW
 from .ids import new_id
-from .session import Options, SimulatedSession, parse_frame
+from .session import RESPONSE_OUTCOMES, Options, SimulatedSession, parse_frame
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_DEPLOYMENTS = ("gpt-realtime", "gpt-4o-realtime-preview", "gpt-4o-mini-realtime-preview")
 # Preview api-versions the simulator still serves; 2024-10-01-preview is retired on Azure.
 PREVIEW_API_VERSIONS = ("2024-12-01-preview", "2025-04-01-preview")
+# Transcription deployments that exist by default on the Azure routes (named after their models).
+DEFAULT_TRANSCRIPTION_DEPLOYMENTS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
+# On the OpenAI route the name is a model: the ones the openai package knows.
+OPENAI_TRANSCRIPTION_MODELS = frozenset(
+    name
+    for arg in typing.get_args(AudioTranscription.model_fields["model"].annotation)
+    for name in typing.get_args(arg)
+)
 AZURE_SESSION_S = 30 * 60
 OPENAI_SESSION_S = 60 * 60
 MAX_FRAME_BYTES = 32 * 2**20  # a 15 MiB append is about 20 MiB of base64 JSON
+# refuse_next(ABORT) accepts the TCP connection and aborts it with no HTTP answer: the client sees 1006.
+ABORT = 1006
+# Bodies like the service's for the statuses tests refuse handshakes with.
+_REFUSAL_MESSAGES = {
+    429: (
+        "429",
+        "Requests to the Realtime operation have exceeded the rate limit of your current pricing "
+        "tier. Please retry after 1 second.",
+    ),
+    500: ("InternalServerError", "The server had an error while processing your request."),
+    503: (
+        "ServiceUnavailable",
+        "The service is temporarily unable to process your request. Please try again later.",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -55,6 +81,7 @@ class SessionRecord:
     events_sent: int = 0
     dropped: bool = False
     session: SimulatedSession | None = None
+    connection: ServerConnection | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +103,12 @@ class _Refused(Exception):
 
 def _azure_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
+
+
+def _refusal(status: int) -> _Refused:
+    """A deliberate refusal (reject_status, refuse_next) with the service's body for that status."""
+    code, message = _REFUSAL_MESSAGES.get(status, (str(status), "Simulated rejection."))
+    return _Refused(status, _azure_error(code, message))
 
 
 def _openai_error(code: str, message: str) -> dict[str, Any]:
@@ -101,6 +134,10 @@ class RealtimeSimulator:
         *,
         transcription_delay_s: float = 0.15,
         preview_api_versions: Iterable[str] = PREVIEW_API_VERSIONS,
+        transcription_deployments: Iterable[str] | None = DEFAULT_TRANSCRIPTION_DEPLOYMENTS,
+        transcription_failures: int = 0,
+        reject_session_update_param: str | None = None,
+        only_first_sessions: int | None = None,
     ) -> None:
         if not 10 <= delta_ms <= 1000:
             raise ValueError("delta_ms must be between 10 and 1000 (the service uses 100-250)")
@@ -111,21 +148,37 @@ class RealtimeSimulator:
             if isinstance(deployments, Mapping)
             else {name: name for name in deployments}
         )
+        # Only a mapping says which model runs behind a deployment; a plain list names realtime ones.
+        self.non_realtime_deployments = (
+            frozenset(name for name, model in deployments.items() if "realtime" not in model)
+            if isinstance(deployments, Mapping)
+            else frozenset()
+        )
         self.session_expiry_s = session_expiry_s
         self.reject_status = reject_status
         self.drop_after_events = drop_after_events
+        # The first N sessions get session_expiry_s and drop_after_events; later ones live, so a
+        # relay's reconnection can be seen to work. None: every session.
+        self.only_first_sessions = only_first_sessions
         self.strict = strict
         self.preview_api_versions = frozenset(preview_api_versions)
+        self.transcription_deployments = (
+            None if transcription_deployments is None else frozenset(transcription_deployments)
+        )
         self.options = Options(
             delta_ms=delta_ms,
             realtime_pacing=realtime_pacing,
             response_delay_s=response_delay_s,
             transcription_delay_s=transcription_delay_s,
+            transcription_failures=transcription_failures,
+            reject_session_update_param=reject_session_update_param,
         )
         self.received: list[dict[str, Any]] = []
         self.sessions: list[SessionRecord] = []
         self.rejected: list[Rejection] = []
         self.validation_errors: list[tuple[str, SchemaError]] = []
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving; for other threads
+        self._refusals: deque[int] = deque()
         self._routes: dict[ServerConnection, Route] = {}
         self._server: Server | None = None
         self._host = "127.0.0.1"
@@ -144,6 +197,7 @@ class RealtimeSimulator:
         )
         self._host = host
         self.port = self._server.sockets[0].getsockname()[1]
+        self.loop = asyncio.get_running_loop()
 
     @property
     def url(self) -> str:
@@ -169,16 +223,89 @@ class RealtimeSimulator:
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
 
+    # --- failures on demand ------------------------------------------------------------------
+    # The coroutines run on the simulator's loop. From another thread (a browser test):
+    #     asyncio.run_coroutine_threadsafe(sim.expire_sessions(), sim.loop).result(15)
+    # (a caller whose own loop runs the client awaits asyncio.wrap_future(...) instead, since a
+    # close waits for the client's close frame). Each returns how many live sessions it reached;
+    # `index` picks one session by its record's index.
+
+    def next_responses(self, outcomes: Iterable[str]) -> None:
+        """Queue how the next responses end: "completed", "failed", "incomplete:max_output_tokens" or "incomplete:content_filter"."""
+        queued = list(outcomes)
+        unknown = [outcome for outcome in queued if outcome not in RESPONSE_OUTCOMES]
+        if unknown:
+            raise ValueError(f"unknown response outcomes {unknown}; use {sorted(RESPONSE_OUTCOMES)}")
+        self.options.response_outcomes.extend(queued)  # one atomic extend: safe from any thread
+
+    def refuse_next(self, status: int, n: int = 1) -> None:
+        """Refuse the next `n` handshakes with HTTP `status`, or with ABORT (1006) drop them unanswered."""
+        self._refusals.extend([status] * n)
+
+    async def inject_server_error(self, index: int | None = None, message: str | None = None) -> int:
+        """Send the service's mid-session `server_error` (code null); the sessions stay open."""
+        records = self._live(index)
+        for record in records:
+            assert record.session is not None
+            try:
+                await record.session.send_server_error(message)
+            except ConnectionClosed:
+                pass
+        return len(records)
+
+    async def expire_sessions(self, index: int | None = None) -> int:
+        """End sessions now as the service does at its maximum duration: `session_expired`, then close 1001."""
+        records = self._live(index)
+        await asyncio.gather(*(self._expire_now(record) for record in records))
+        return len(records)
+
+    async def drop_sessions(self, index: int | None = None) -> int:
+        """Abort sessions' TCP connections now, with no close frame, as a network failure does."""
+        records = self._live(index)
+        for record in records:
+            self._abort(record)
+        await asyncio.sleep(0)  # let the handlers see the lost connections
+        return len(records)
+
+    async def close_sessions(self, code: int = 1011, reason: str = "", index: int | None = None) -> int:
+        """Close sessions now with a WebSocket close code, e.g. 1011 (server error) or 1001 (going away)."""
+        connections = [record.connection for record in self._live(index)]
+        await asyncio.gather(*(c.close(code, reason) for c in connections if c is not None))
+        return len(connections)
+
+    def history(self, index: int = -1) -> list[tuple[str, str, str]]:
+        """Session `index`'s conversation as (role, kind, text) tuples; kind is "audio" or "text"."""
+        session = self.sessions[index].session
+        assert session is not None
+        return session.history()
+
+    def _live(self, index: int | None) -> list[SessionRecord]:
+        """The open sessions, or the one at `index` if it is open."""
+        records = self.sessions if index is None else [self.sessions[index]]
+        return [
+            r
+            for r in records
+            if not r.closed and r.connection is not None and r.session is not None
+        ]
+
+    def _faulty(self, record: SessionRecord) -> bool:
+        """Whether the timed ending knobs apply to this session (see only_first_sessions)."""
+        return self.only_first_sessions is None or record.index < self.only_first_sessions
+
     # --- handshake ---------------------------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
         """Route and authenticate the handshake, answering errors with the service's JSON bodies."""
         try:
+            if self._refusals:
+                status = self._refusals.popleft()
+                if status == ABORT:
+                    return await self._abort_handshake(connection, request)
+                raise _refusal(status)
             if self.reject_status is not None:
-                raise _Refused(
-                    self.reject_status,
-                    _azure_error(str(self.reject_status), "Simulated rejection."),
-                )
+                raise _refusal(self.reject_status)
             route = self._route(request)
             self._authenticate(request, route)
             if route.deployment not in self.deployments:
@@ -198,6 +325,7 @@ class RealtimeSimulator:
                         "within the last 5 minutes, please wait a moment and try again.",
                     ),
                 )
+            self._check_realtime_model(route)
         except _Refused as refusal:
             self.rejected.append(Rejection(refusal.status, request.path, refusal.body))
             response = connection.respond(refusal.status, json.dumps(refusal.body) + "\n")
@@ -206,6 +334,27 @@ class RealtimeSimulator:
             return response
         self._routes[connection] = route
         return None
+
+    async def _abort_handshake(self, connection: ServerConnection, request: Request) -> Response:
+        """Drop the TCP connection instead of answering, as a network failure mid-handshake does."""
+        self.rejected.append(Rejection(ABORT, request.path))
+        connection.transport.abort()
+        await asyncio.sleep(0)  # websockets writes no response once it has seen the connection lost
+        return connection.respond(503, "")
+
+    def _check_realtime_model(self, route: Route) -> None:
+        """Azure refuses a deployment of a model that has no realtime operation with 400."""
+        model = self.deployments[route.deployment]
+        if route.provider == "azure" and route.deployment in self.non_realtime_deployments:
+            raise _Refused(
+                400,
+                _azure_error(
+                    "OperationNotSupported",
+                    f"The realtime operation does not work with the specified model, {model}. Please "
+                    "choose different model and try again. You can learn more about which models can "
+                    "be used with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.",
+                ),
+            )
 
     def _route(self, request: Request) -> Route:
         """Map the path and query to a dialect and deployment."""
@@ -281,11 +430,12 @@ class RealtimeSimulator:
             headers={name.lower(): value for name, value in request.headers.raw_items()},
             deployment=route.deployment,
             provider=route.provider,
+            connection=connection,
         )
         self.sessions.append(record)
-        lifetime = self.session_expiry_s or (
-            OPENAI_SESSION_S if route.provider == "openai" else AZURE_SESSION_S
-        )
+        timed_expiry = self.session_expiry_s is not None and self._faulty(record)
+        lifetime = self.session_expiry_s if timed_expiry else self._maximum_s(record)
+        assert lifetime is not None
 
         async def send(event: dict[str, Any]) -> None:
             await self._send(connection, record, event)
@@ -296,13 +446,14 @@ class RealtimeSimulator:
             send=send,
             options=self.options,
             expires_at=int(time.time() + lifetime + 0.999),
+            transcription_models=(
+                OPENAI_TRANSCRIPTION_MODELS
+                if route.provider == "openai"
+                else self.transcription_deployments
+            ),
         )
         record.session = session
-        expiry = (
-            asyncio.ensure_future(self._expire(connection, session))
-            if self.session_expiry_s
-            else None
-        )
+        expiry = asyncio.ensure_future(self._expire(record, lifetime)) if timed_expiry else None
         try:
             await session.start()
             async for message in connection:
@@ -320,18 +471,33 @@ class RealtimeSimulator:
                 expiry.cancel()
             await session.close()
 
-    async def _expire(self, connection: ServerConnection, session: SimulatedSession) -> None:
-        """The session_expiry_s knob: the service's `session_expired` error, then a close."""
-        assert self.session_expiry_s is not None
-        await asyncio.sleep(self.session_expiry_s)
+    @staticmethod
+    def _maximum_s(record: SessionRecord) -> int:
+        """The service's maximum session length: 30 minutes on Azure, 60 on OpenAI."""
+        return OPENAI_SESSION_S if record.provider == "openai" else AZURE_SESSION_S
+
+    async def _expire(self, record: SessionRecord, after_s: float) -> None:
+        """The session_expiry_s knob: expire the session when its time is up."""
+        await asyncio.sleep(after_s)
+        await self._expire_now(record)
+
+    async def _expire_now(self, record: SessionRecord) -> None:
+        """The service's end of a session: `session_expired` naming its maximum, then close 1001."""
+        assert record.session is not None and record.connection is not None
+        minutes = self._maximum_s(record) // 60
         try:
-            minutes = self.session_expiry_s / 60
-            await session.send_error(
-                "session_expired", f"Your session hit the maximum duration of {minutes:g} minutes."
+            await record.session.send_error(
+                "session_expired", f"Your session hit the maximum duration of {minutes} minutes."
             )
-            await connection.close(1000, "session expired")
+            await record.connection.close(1001, "session expired")
         except ConnectionClosed:
             pass
+
+    def _abort(self, record: SessionRecord) -> None:
+        """Abort the TCP connection with no close frame, as a network failure would."""
+        assert record.connection is not None
+        record.dropped = True
+        record.connection.transport.abort()
 
     def _record(self, event: dict[str, Any], record: SessionRecord) -> None:
         """Keep a copy of each client event, with audio replaced by its decoded size."""
@@ -361,8 +527,10 @@ class RealtimeSimulator:
                 logger.error("simulator emitted an invalid %s event: %r", event["type"], exc)
         await connection.send(json.dumps(event))
         record.events_sent += 1
-        if self.drop_after_events is not None and record.events_sent >= self.drop_after_events:
-            # Abort the TCP connection with no close frame, as a network failure would.
-            record.dropped = True
-            connection.transport.abort()
+        if (
+            self.drop_after_events is not None
+            and record.events_sent >= self.drop_after_events
+            and self._faulty(record)
+        ):
+            self._abort(record)
             raise ConnectionClosedError(None, None)

@@ -8,6 +8,7 @@ import binascii
 import json
 import logging
 import math
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,18 +27,32 @@ logger = logging.getLogger(__name__)
 BYTES_PER_MS = 48  # PCM16 mono 24 kHz
 MIN_COMMIT_MS = 100
 SPEED_UP = 1.5  # paced responses stream this much faster than real time, like the service
+MS_PER_OUTPUT_AUDIO_TOKEN = 50
+CHARS_PER_TEXT_TOKEN = 4
+# What a response may be told to end as (see RealtimeSimulator.next_responses).
+RESPONSE_OUTCOMES = frozenset(
+    {"completed", "failed", "incomplete:max_output_tokens", "incomplete:content_filter"}
+)
+# The wording the service uses for its own failures (openai/openai-realtime-api-beta#116).
+SERVER_ERROR_MESSAGE = (
+    "The server had an error while processing your request. Sorry about that! "
+    "(include session ID in your message: {session_id}). We recommend you retry your request."
+)
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Options:
-    """The simulator knobs that shape a session's behaviour."""
+    """The simulator knobs that shape every session; shared and live, so a test may turn them mid-run."""
 
     delta_ms: int = 200
     realtime_pacing: bool = True
     response_delay_s: float = 0.0
     transcription_delay_s: float = 0.15
+    transcription_failures: int = 0  # the next N transcriptions fail, in whichever session
+    response_outcomes: deque[str] = field(default_factory=deque)  # one is used per response
+    reject_session_update_param: str | None = None
 
 
 @dataclass
@@ -64,6 +79,7 @@ class Run:
 
     id: str
     override: dict[str, Any]
+    outcome: str = "completed"  # one of RESPONSE_OUTCOMES
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -81,12 +97,21 @@ class SimulatedSession:
     """Per-connection state machine, fed client events by the server and answering through `send`."""
 
     def __init__(
-        self, *, dialect: str, model: str, send: Send, options: Options, expires_at: int
+        self,
+        *,
+        dialect: str,
+        model: str,
+        send: Send,
+        options: Options,
+        expires_at: int,
+        transcription_models: frozenset[str] | None = None,
     ) -> None:
         self.dialect = dialect
         self.names = dialects.NAMES[dialect]
         self.send = send
         self.options = options
+        # Transcription models (on Azure: deployments) that exist; None accepts any name.
+        self.transcription_models = transcription_models
         self.session_id = new_id("sess")
         self.conversation_id = new_id("conv")
         self.session = dialects.default_session(
@@ -155,14 +180,7 @@ class SimulatedSession:
         except Exception:
             # A simulator bug must not look like a protocol rule: report it as the service reports its own.
             logger.exception("simulator failed on %s", event.get("type"))
-            error = {
-                "type": "server_error",
-                "code": None,
-                "message": "The server had an error while processing your request.",
-                "param": None,
-                "event_id": event_id,
-            }
-            await self.send({"type": "error", "error": error})
+            await self.send_server_error(event_id=event_id)
 
     async def send_error(
         self,
@@ -171,16 +189,22 @@ class SimulatedSession:
         param: str | None = None,
         *,
         event_id: str | None = None,
+        kind: str = "invalid_request_error",
     ) -> None:
         """Send the service's `error` event."""
-        error = {
-            "type": "invalid_request_error",
-            "code": code,
-            "message": message,
-            "param": param,
-            "event_id": event_id,
-        }
+        error = {"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
         await self.send({"type": "error", "error": error})
+
+    async def send_server_error(
+        self, message: str | None = None, *, event_id: str | None = None
+    ) -> None:
+        """Send the service's own failure: an `error` of type server_error with no code; the session goes on."""
+        text = message or SERVER_ERROR_MESSAGE.format(session_id=self.session_id)
+        await self.send_error(None, text, event_id=event_id, kind="server_error")
+
+    def history(self) -> list[tuple[str, str, str]]:
+        """The conversation as (role, kind, text) tuples, in the service's order, for tests."""
+        return [(item.role, item.kind, item.text) for item in self.items]
 
     async def send_invalid_json(self, detail: str) -> None:
         """Answer a frame that is not a JSON object."""
@@ -210,6 +234,7 @@ class SimulatedSession:
                 dialects.voice_param(self.dialect),
             )
         self._check_ranges(update)
+        self._check_rejected_param(update)
         before = dialects.turn_detection(self.dialect, self.session)
         self.session = dialects.apply_update(self.dialect, self.session, update)
         if dialects.turn_detection(self.dialect, self.session) != before:
@@ -222,24 +247,48 @@ class SimulatedSession:
         if self.dialect == PREVIEW:
             checks.append(("session.temperature", update.get("temperature"), 0.6, 1.2))
             checks.append(("session.speed", update.get("speed"), 0.25, 1.5))
+            checks.append(
+                (
+                    "session.max_response_output_tokens",
+                    update.get("max_response_output_tokens"),
+                    1,
+                    4096,
+                )
+            )
         else:
             output = (update.get("audio") or {}).get("output") or {}
             checks.append(("session.audio.output.speed", output.get("speed"), 0.25, 1.5))
+            checks.append(("session.max_output_tokens", update.get("max_output_tokens"), 1, 4096))
         for param, value, low, high in checks:
-            if value is None:
-                continue
+            if not isinstance(value, (int, float)):
+                continue  # absent, or "inf" for the token limits
+            kind = "integer" if isinstance(value, int) else "decimal"
             if value < low:
                 raise ClientError(
-                    "decimal_below_min_value",
-                    f"Invalid '{param}': decimal below minimum value. Expected a value >= {low}, but got {value} instead.",
+                    f"{kind}_below_min_value",
+                    f"Invalid '{param}': {kind} below minimum value. Expected a value >= {low}, but got {value} instead.",
                     param,
                 )
             if value > high:
                 raise ClientError(
-                    "decimal_above_max_value",
-                    f"Invalid '{param}': decimal above maximum value. Expected a value <= {high}, but got {value} instead.",
+                    f"{kind}_above_max_value",
+                    f"Invalid '{param}': {kind} above maximum value. Expected a value <= {high}, but got {value} instead.",
                     param,
                 )
+
+    def _check_rejected_param(self, update: dict[str, Any]) -> None:
+        """The reject_session_update_param knob: refuse any update that sets that parameter path."""
+        param = self.options.reject_session_update_param
+        if param is None:
+            return
+        value: Any = {"session": update}
+        for key in param.split("."):
+            if not isinstance(value, dict) or key not in value:
+                return
+            value = value[key]
+        raise ClientError(
+            "invalid_value", f"Invalid value for '{param}': {json.dumps(value)} is not supported.", param
+        )
 
     def _configure_vad(self) -> None:
         """(Re)build the detector from turn_detection; None means push-to-talk."""
@@ -361,12 +410,38 @@ class SimulatedSession:
         await self._announce_item(item, previous)
         settings = dialects.transcription(self.dialect, self.session)
         if settings is not None:
-            self._spawn(self._transcribe(item))
+            self._spawn(self._transcribe(item, fail=self._transcription_fails(settings)))
 
-    async def _transcribe(self, item: Item) -> None:
-        """Deliver the deterministic transcript after a delay, as the service does asynchronously."""
+    def _transcription_fails(self, settings: dict[str, Any]) -> bool:
+        """Whether this commit's transcription fails: a knob says so, or the model is not deployed."""
+        if self.options.transcription_failures > 0:
+            self.options.transcription_failures -= 1
+            return True
+        # Azure takes a deployment name here and fails every turn for one it lacks (openai-agents-js#297).
+        return (
+            self.transcription_models is not None
+            and settings.get("model") not in self.transcription_models
+        )
+
+    async def _transcribe(self, item: Item, *, fail: bool) -> None:
+        """Deliver the deterministic transcript (or the failure) after a delay, as the service does."""
         try:
             await asyncio.sleep(self.options.transcription_delay_s)
+            if fail:
+                await self.send(
+                    {
+                        "type": "conversation.item.input_audio_transcription.failed",
+                        "item_id": item.id,
+                        "content_index": 0,
+                        "error": {
+                            "type": "server_error",
+                            "code": None,
+                            "message": f"Input transcription failed for item '{item.id}'.",
+                            "param": None,
+                        },
+                    }
+                )
+                return
             transcript = user_transcript(item.audio_ms)
             item.text = transcript
             item.payload["content"][0]["transcript"] = transcript
@@ -379,7 +454,7 @@ class SimulatedSession:
                 }
             )
             audio_tokens = math.ceil(item.audio_ms / 100)
-            text_tokens = math.ceil(len(transcript) / 4)
+            text_tokens = _text_tokens(transcript)
             usage = {
                 "type": "tokens",
                 "input_tokens": audio_tokens,
@@ -518,7 +593,8 @@ class SimulatedSession:
         await self._cancel(self.active, "client_cancelled")
 
     def _start_response(self, override: dict[str, Any]) -> None:
-        run = Run(new_id("resp"), override)
+        outcomes = self.options.response_outcomes
+        run = Run(new_id("resp"), override, outcomes.popleft() if outcomes else "completed")
         self.active = run
         run.task = self._spawn(self._respond(run))
 
@@ -563,7 +639,7 @@ class SimulatedSession:
                 self.active = None
 
     async def _generate(self, run: Run) -> None:
-        """Stream one response in the service's order, honouring cancellation between steps."""
+        """Stream one response in the service's order, honouring cancellation and the output budget."""
         modalities = dialects.output_modalities(self.dialect, self.session, run.override)
         audio_out = dialects.wants_audio(modalities)
         reply = self.reply_text()
@@ -576,6 +652,7 @@ class SimulatedSession:
         if self.options.response_delay_s:
             await self._pause(run, self.options.response_delay_s)
         history = list(self.items)
+        budget, cut_reason = self._output_budget(run, reply, len(pcm) // BYTES_PER_MS)
 
         def response(
             status: str,
@@ -598,7 +675,10 @@ class SimulatedSession:
         await self.send({"type": "response.created", "response": response("in_progress", [])})
         await self.send({"type": "rate_limits.updated", "rate_limits": _rate_limits()})
         if run.cancel_reason:
-            await self._finish(run, response, history, None, 0, "", audio_out)
+            await self._finish(run, response, history, None, "")
+            return
+        if run.outcome == "failed":
+            await self._fail(run, response)
             return
         item_id = new_id("item")
         previous = self.items[-1].id if self.items else None
@@ -632,6 +712,7 @@ class SimulatedSession:
 
         words = reply.split(" ")
         sent_text = ""
+        cut = False  # the budget ran out: the service cuts the reply where it stands
         if audio_out:
             chunk_bytes = self.options.delta_ms * BYTES_PER_MS
             chunks = [pcm[i : i + chunk_bytes] for i in range(0, len(pcm), chunk_bytes)] or [b""]
@@ -645,23 +726,33 @@ class SimulatedSession:
                 )
                 if until > next_word:
                     delta = ("" if next_word == 0 else " ") + " ".join(words[next_word:until])
+                    if budget is not None and _output_tokens(sent_text + delta, item.audio_ms) > budget:
+                        cut = True
+                        break
                     next_word = until
                     sent_text += delta
                     await self.send({"type": self.names.transcript_delta, **where, "delta": delta})
-                await self.send(
-                    {
-                        "type": self.names.audio_delta,
-                        **where,
-                        "delta": base64.b64encode(chunk).decode(),
-                    }
-                )
-                self.assistant_spoke = True
-                item.audio_ms += len(chunk) // BYTES_PER_MS
+                if budget is not None:
+                    room_ms = (
+                        budget - _text_tokens(sent_text)
+                    ) * MS_PER_OUTPUT_AUDIO_TOKEN - item.audio_ms
+                    if room_ms * BYTES_PER_MS < len(chunk):
+                        chunk, cut = chunk[: max(room_ms, 0) * BYTES_PER_MS], True
+                if chunk or not cut:
+                    await self.send(
+                        {
+                            "type": self.names.audio_delta,
+                            **where,
+                            "delta": base64.b64encode(chunk).decode(),
+                        }
+                    )
+                    self.assistant_spoke = True
+                    item.audio_ms += len(chunk) // BYTES_PER_MS
                 if self.options.realtime_pacing:
                     await self._pause(run, len(chunk) / BYTES_PER_MS / 1000 / SPEED_UP)
                 else:
                     await asyncio.sleep(0)
-                if run.cancel_reason:
+                if run.cancel_reason or cut:
                     break
             item.text = sent_text
             await self.send({"type": self.names.audio_done, **where})
@@ -669,10 +760,15 @@ class SimulatedSession:
         else:
             for index, word in enumerate(words):
                 delta = ("" if index == 0 else " ") + word
-                sent_text += delta
-                await self.send({"type": self.names.text_delta, **where, "delta": delta})
+                if budget is not None:
+                    room = budget * CHARS_PER_TEXT_TOKEN - len(sent_text)
+                    if room < len(delta):
+                        delta, cut = delta[: max(room, 0)], True
+                if delta:
+                    sent_text += delta
+                    await self.send({"type": self.names.text_delta, **where, "delta": delta})
                 await self._pause(run, 0.02 if self.options.realtime_pacing else 0)
-                if run.cancel_reason:
+                if run.cancel_reason or cut:
                     break
             item.text = sent_text
             await self.send({"type": self.names.text_done, **where, "text": sent_text})
@@ -683,7 +779,7 @@ class SimulatedSession:
                 "part": dialects.content_part(audio=audio_out, text=sent_text),
             }
         )
-        status = "incomplete" if run.cancel_reason else "completed"
+        status = "incomplete" if run.cancel_reason or cut else "completed"
         item.payload.update(
             dialects.assistant_item(
                 self.dialect, item_id, status=status, audio=audio_out, transcript=sent_text
@@ -705,7 +801,35 @@ class SimulatedSession:
                     "item": item.payload,
                 }
             )
-        await self._finish(run, response, history, item, item.audio_ms, sent_text, audio_out)
+        await self._finish(run, response, history, item, sent_text, cut_reason if cut else None)
+
+    def _output_budget(self, run: Run, reply: str, audio_ms: int) -> tuple[int | None, str]:
+        """The output tokens this response may use, and the reason it ends incomplete if it runs out."""
+        full = _output_tokens(reply, audio_ms)
+        budget: int | None = None
+        reason = "max_output_tokens"
+        if run.outcome.startswith("incomplete:"):
+            # A forced cut stops about halfway, as a filter or a limit would mid-sentence.
+            budget, reason = max(1, full // 2), run.outcome.partition(":")[2]
+        limit = dialects.max_output_tokens(self.dialect, self.session)
+        if limit is not None and (budget is None or limit < budget):
+            budget, reason = limit, "max_output_tokens"
+        return budget, reason
+
+    async def _fail(self, run: Run, response: Callable[..., dict[str, Any]]) -> None:
+        """End a response as `failed` with no output and no usage, as the service reports its own errors."""
+        details = {
+            "type": "failed",
+            "error": {
+                "type": "server_error",
+                "code": None,
+                "message": SERVER_ERROR_MESSAGE.format(session_id=self.session_id),
+            },
+        }
+        zero = dialects.usage_object(
+            self.dialect, input_text=0, input_audio=0, cached=0, output_text=0, output_audio=0
+        )
+        await self._done(run, response("failed", [], zero, details))
 
     async def _finish(
         self,
@@ -713,19 +837,24 @@ class SimulatedSession:
         response: Callable[..., dict[str, Any]],
         history: list[Item],
         item: Item | None,
-        audio_ms: int,
         text: str,
-        audio_out: bool,
+        cut_reason: str | None = None,
     ) -> None:
         """Send response.done with usage computed from durations (see docs/simulator.md)."""
-        usage = self._usage(history, audio_ms, text)
+        usage = self._usage(history, item.audio_ms if item is not None else 0, text)
         output = [item.payload] if item is not None else []
         if run.cancel_reason:
             done = response(
                 "cancelled", output, usage, {"type": "cancelled", "reason": run.cancel_reason}
             )
+        elif cut_reason:
+            done = response("incomplete", output, usage, {"type": "incomplete", "reason": cut_reason})
         else:
             done = response("completed", output, usage)
+        await self._done(run, done)
+
+    async def _done(self, run: Run, done: dict[str, Any]) -> None:
+        """Free the conversation for the next response, then announce this one's end."""
         if self.active is run:
             self.active = None
         self.responses.append(done)
@@ -734,14 +863,14 @@ class SimulatedSession:
     def _usage(self, history: list[Item], audio_ms: int, text: str) -> dict[str, Any]:
         """Bill the whole conversation as input, as the service does every turn."""
         instructions = self.session.get("instructions") or ""
-        input_text = math.ceil(len(instructions) / 4)
+        input_text = _text_tokens(instructions)
         input_audio = 0
         for item in history:
             if item.kind == "audio":
                 per_ms = 100 if item.role == "user" else 50
                 input_audio += math.ceil(item.heard_ms / per_ms)
             else:
-                input_text += math.ceil(len(item.text) / 4)
+                input_text += _text_tokens(item.text)
         # What the previous turn already sent is a cached prefix now. The service only caches
         # prefixes of 1024+ tokens; the simulator caches any, so short test chats show caching.
         cached = min(input_text + input_audio, self.previous_input_tokens)
@@ -751,9 +880,19 @@ class SimulatedSession:
             input_text=input_text,
             input_audio=input_audio,
             cached=cached,
-            output_text=math.ceil(len(text) / 4),
-            output_audio=math.ceil(audio_ms / 50),
+            output_text=_text_tokens(text),
+            output_audio=math.ceil(audio_ms / MS_PER_OUTPUT_AUDIO_TOKEN),
         )
+
+
+def _text_tokens(text: str) -> int:
+    """Text billing: about 4 characters per token."""
+    return math.ceil(len(text) / CHARS_PER_TEXT_TOKEN)
+
+
+def _output_tokens(text: str, audio_ms: int) -> int:
+    """What a reply of this transcript and audio length bills as output."""
+    return _text_tokens(text) + math.ceil(audio_ms / MS_PER_OUTPUT_AUDIO_TOKEN)
 
 
 def user_transcript(audio_ms: int) -> str:
