@@ -89,35 +89,44 @@ def test_a_dropped_socket_resumes_the_same_conversation_in_the_same_transcript(a
     assert [t.item_id for t in stored][:4] == [i["itemId"] for i in after]
 
 
-def test_an_upstream_expiry_mid_conversation_keeps_the_page_and_its_transcript(account, open_browser, tmp_path):
+@pytest.mark.parametrize("ending", ["expire_sessions", "drop_sessions"])
+def test_an_upstream_session_ending_mid_conversation_keeps_the_page_and_its_transcript(account, open_browser, tmp_path, ending):
     with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
-        if not hasattr(sim, "expire_sessions"):
-            pytest.skip(
-                "RealtimeSimulator.expire_sessions() is not on main yet (it is on branch `sim`, "
-                "commit d5b191d and later); this test runs once main has it"
-            )
         b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
         b.login()
         b.start()
-        say(b, "Before the session expires.", 0)
+        say(b, "Before the session ends.", 0)
         conversation_id = b.page.evaluate("window.voiceApp.conversationId")
-        loop = sim_loop(sim)
-        asyncio.run_coroutine_threadsafe(sim.expire_sessions(), loop).result(10)
+        # Expiry: `session_expired` then close 1001, as Azure does at 30 minutes; drop: TCP lost, no close frame.
+        assert asyncio.run_coroutine_threadsafe(getattr(sim, ending)(), sim.loop).result(15) == 1
         b.page.wait_for_function("window.voiceApp.stats.messages.ready >= 2", timeout=20_000)
         b.page.wait_for_selector('#status[data-state="listening"]', timeout=5_000)
+        assert b.messages("reconnecting") >= 1
+        states = b.page.evaluate("window.voiceApp.states")
+        assert "reconnecting" in states[states.index("listening"):]  # the status line said so meanwhile
         assert b.page.evaluate("window.voiceApp.conversationId") == conversation_id
-        say(b, "After the session expired.", 1)
+        say(b, "After the session ended.", 1)
         after = items(b)
         assert [i["role"] for i in after] == ["user", "assistant", "user", "assistant"]
-        assert after[2]["text"] == "After the session expired."
-        assert len(sim.sessions) >= 2  # a new upstream session took over
-        assert b.page.locator("#transcript .transcript-note").count() >= 1  # "Reconnected to the voice service…"
+        assert after[2]["text"] == "After the session ended."
+        assert len(sim.sessions) == 2  # a new upstream session took over, seeded with the first turn
+        assert b.page.locator("#transcript .transcript-note").count() >= 1  # the server's note, quietly
+        assert b.messages("error") == 0, b.page.evaluate("window.voiceApp.lastError")
         assert b.page.is_hidden("#error")
+        assert b.page.locator("#transcript .divider").count() == 0
 
 
-def sim_loop(sim) -> asyncio.AbstractEventLoop:
-    """The event loop the threaded simulator runs on (its server was started there)."""
-    return sim._server.get_loop() if hasattr(sim, "_server") else sim.loop
+def test_an_answer_cut_short_says_so_on_its_bubble(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        sim.next_responses(["incomplete:max_output_tokens"])
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.fill("#text-input", "Tell me everything.")
+        b.page.press("#text-input", "Enter")
+        problem = b.page.locator('#transcript .bubble.cut-short[data-role="assistant"] .problem')
+        problem.wait_for(timeout=20_000)
+        assert "cut short" in problem.inner_text()
 
 
 def test_a_reload_shows_the_stored_conversation_and_start_continues_it(account, open_browser, tmp_path):

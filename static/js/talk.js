@@ -134,6 +134,9 @@ async function start() {
   const s = {
     client: null, context: null, capture: null, player: null, ready: false, itemId: null,
     interrupted: new Set(), closed: false, pttOpen: false, pttSequence: Promise.resolve(),
+    // Items the current upstream session spoke: after a rollover or resume the new session holds older
+    // replies as text only, and refuses a truncate for them.
+    truncatable: new Set(),
   };
   session = s;
   let stream = null;
@@ -215,6 +218,7 @@ async function bargeIn(s) {
   const { itemId, playedMs } = await s.player.interrupt();
   if (!itemId) return; // Playback had already finished: nothing to truncate.
   s.interrupted.add(itemId); // Frames still in flight for this item must not play.
+  if (!s.truncatable.has(itemId)) return; // Spoken by an earlier upstream session: stopping playback is enough.
   s.client.send({ type: "truncate", item_id: itemId, audio_end_ms: playedMs });
   app.stats.truncates++;
   app.lastTruncate = { itemId, playedMs };
@@ -372,6 +376,7 @@ function onMessage(s, msg) {
   transcript.apply(msg);
   switch (msg.type) {
     case "ready":
+      s.truncatable.clear(); // A new upstream session: nothing it holds has been spoken yet.
       app.conversationId = msg.conversation_id;
       rememberConversation(msg.conversation_id);
       if (msg.settings) app.settings = msg.settings;
@@ -401,6 +406,7 @@ function onMessage(s, msg) {
       break;
     case "assistant_item":
       s.itemId = msg.item_id;
+      s.truncatable.add(msg.item_id);
       break;
     case "audio_done":
       s.player.end(msg.item_id);
@@ -411,6 +417,7 @@ function onMessage(s, msg) {
       if (status.state === "thinking" && !s.player.status.active) status.set("listening");
       break;
     case "error":
+      app.lastError = { code: msg.code, message: msg.message, fatal: Boolean(msg.fatal) };
       showError(msg.message || gettext("Something went wrong."));
       if (msg.fatal) { s.fatal = true; status.set("error"); }
       else if (status.state === "thinking" && !s.player.status.active) status.set("listening"); // e.g. too_short.
