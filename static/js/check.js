@@ -319,3 +319,4 @@ async function run() {
 }
 
 runButton.addEventListener("click", () => { run(); });
+runButton.disabled = false; // Rendered disabled: a click before this script ran would do nothing.
