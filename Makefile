@@ -4,12 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HOST ?= 127.0.0.1
 PORT ?= 8000
-# Local runs default to DEBUG with sign-up open; a .env or the environment can override both.
-RUN_ENV := DEBUG=$${DEBUG:-1} SIGNUP_ENABLED=$${SIGNUP_ENABLED:-1}
 PG_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test test-fast install migrate simulator clean bench
+.PHONY: run test test-fast install migrate simulator clean bench check
+
+# A local .env on first install: DEBUG with sign-up open and a generated SECRET_KEY, so
+# `manage.py` commands work as written outside make too. Never overwritten; .gitignore keeps it
+# out of git. Edit it (see .env.example) to talk to Azure.
+.env:
+	@$(PYTHON) -c 'import secrets; print("# Written by make install for local development; see .env.example.\nDEBUG=1\nSIGNUP_ENABLED=1\nSECRET_KEY=" + secrets.token_urlsafe(50))' > $@.tmp && mv $@.tmp $@
+	@echo "Wrote .env for local development (DEBUG=1, SIGNUP_ENABLED=1, a new SECRET_KEY)."
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,19 +22,23 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed .env
 
 migrate: install
-	$(RUN_ENV) $(PY) manage.py migrate --noinput
+	$(PY) manage.py migrate --noinput
 
 run: migrate
-	$(RUN_ENV) $(PY) manage.py bootstrap_admin
+	$(PY) manage.py bootstrap_admin
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(RUN_ENV) $(VENV)/bin/daphne -b $(HOST) -p $(PORT) voiceapp.asgi:application
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) voiceapp.asgi:application
+
+# Configuration mistakes, and the realtime target the app will use.
+check: install
+	$(PY) manage.py check
 
 # A standalone simulator, for pointing AZURE_OPENAI_ENDPOINT at by hand.
 simulator: install
-	$(RUN_ENV) $(PY) manage.py realtime_simulator --port 8765
+	$(PY) manage.py realtime_simulator --port 8765
 
 # The whole suite on PostgreSQL and Redis (browser test included), then again on the SQLite and
 # in-memory defaults without the browser test.

@@ -6,6 +6,8 @@ from typing import Any
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from .realtime.client import GA, azure_dialect
+
 
 @register()
 def realtime_settings_check(app_configs: Any, **kwargs: Any) -> list[Any]:
@@ -20,9 +22,27 @@ def realtime_settings_check(app_configs: Any, **kwargs: Any) -> list[Any]:
                 id="conversations.E001",
             )
         )
+    elif version and azure_dialect(version) == GA:
+        problems.append(
+            Warning(
+                f"AZURE_OPENAI_API_VERSION={version} is ignored: only a -preview version selects the preview "
+                "path; the GA /openai/v1/realtime path takes no api-version.",
+                hint="Unset AZURE_OPENAI_API_VERSION, or set a preview version such as 2025-04-01-preview "
+                "for an older gpt-4o-realtime-preview deployment.",
+                id="conversations.W003",
+            )
+        )
     if settings.AZURE_OPENAI_ENDPOINT and not settings.AZURE_OPENAI_DEPLOYMENT:
         problems.append(
             Error("AZURE_OPENAI_DEPLOYMENT is empty.", hint="Name your realtime deployment.", id="conversations.E002")
+        )
+    if settings.AZURE_OPENAI_ENDPOINT and not settings.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT.strip():
+        problems.append(
+            Warning(
+                "AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT is empty: what users say will not be transcribed.",
+                hint="Deploy a transcription model (whisper, gpt-4o-mini-transcribe) and set its deployment name.",
+                id="conversations.W004",
+            )
         )
     if settings.AZURE_OPENAI_ENDPOINT and settings.OPENAI_API_KEY:
         problems.append(

@@ -20,7 +20,7 @@ EAGERNESS_CHOICES = [
     ("medium", _("Medium")),
     ("high", _("High: answers as soon as I pause")),
 ]
-TRANSCRIPTION_CHOICES = [(m, m) for m in options.TRANSCRIPTION_MODELS]
+TRANSCRIPTION_CHOICES = [(m, m) for m in options.TRANSCRIPTION_MODELS]  # OpenAI; Azure gets its deployment
 LANGUAGE_CHOICES = [("", _("Any (follow me)"))] + [
     ("en", _("English")),
     ("es", _("Spanish")),
@@ -91,18 +91,32 @@ class PreferencesForm(forms.Form):
         forms.FloatField, options.TEMPERATURE, _("Creativity (temperature)"), attrs={"step": 0.05}
     )
 
-    def __init__(self, *args: Any, dialect: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        dialect: str,
+        transcription_models: tuple[str, ...] = options.TRANSCRIPTION_MODELS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.dialect = dialect
         self.fields["voice"].choices = [(v, v.capitalize()) for v in options.voices_for(dialect)]
+        # On Azure the only choice is the configured transcription deployment; none means transcription is off.
+        self.transcription_off = not transcription_models
+        if self.transcription_off:
+            del self.fields["transcription_model"]
+        else:
+            self.fields["transcription_model"].choices = [(m, m) for m in transcription_models]
         if not options.has_temperature(dialect):
             # GA models have no temperature: hide the field rather than ignore what was typed.
             del self.fields["temperature"]
 
     @classmethod
-    def for_preferences(cls, prefs: Preferences, *, dialect: str) -> PreferencesForm:
+    def for_preferences(
+        cls, prefs: Preferences, *, dialect: str, transcription_models: tuple[str, ...] = options.TRANSCRIPTION_MODELS
+    ) -> PreferencesForm:
         """An unbound form showing the saved preferences."""
-        return cls(initial=dataclasses.asdict(prefs), dialect=dialect)
+        return cls(initial=dataclasses.asdict(prefs), dialect=dialect, transcription_models=transcription_models)
 
     def to_preferences(self, current: Preferences) -> Preferences:
         """The validated preferences; fields this dialect hides keep their current values."""

@@ -11,18 +11,27 @@ from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from .models import Conversation, Turn, VoicePreferences
-from .realtime.options import Preferences
+from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
+from .upstream import transcription_models
 
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Preferences))
 
 
+def _available_now(prefs: Preferences) -> Preferences:
+    """The preferences with a transcription model the configured provider has (on Azure: its deployment, or off)."""
+    model = transcription_model_for(prefs.transcription_model, transcription_models())
+    return prefs if model == prefs.transcription_model else prefs.with_changes(transcription_model=model)
+
+
 def preferences_default() -> Preferences:
     """The settings a user starts with, from the deployment's configuration."""
-    return Preferences(
-        voice=settings.REALTIME_VOICE,
-        instructions=settings.REALTIME_INSTRUCTIONS,
-        transcription_model=settings.REALTIME_TRANSCRIPTION_MODEL,
+    return _available_now(
+        Preferences(
+            voice=settings.REALTIME_VOICE,
+            instructions=settings.REALTIME_INSTRUCTIONS,
+            transcription_model=settings.REALTIME_TRANSCRIPTION_MODEL,
+        )
     )
 
 
@@ -36,7 +45,7 @@ def preferences_for_user_id(*, user_id: Any) -> Preferences:
     row = VoicePreferences.objects.filter(user_id=user_id).first()
     if row is None:
         return preferences_default()
-    return Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS})
+    return _available_now(Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS}))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods
 from . import selectors, services
 from .forms import PreferencesForm
 from .realtime import options
-from .upstream import configured_dialect
+from .upstream import configured_dialect, transcription_models
 
 
 def talk(request: HttpRequest) -> HttpResponse:
@@ -34,7 +34,9 @@ def talk(request: HttpRequest) -> HttpResponse:
         "conversation": conversation,
         "conversation_id": str(conversation.pk) if conversation else "",
         "turns": turns,
-        "settings_form": PreferencesForm.for_preferences(prefs, dialect=configured_dialect()),
+        "settings_form": PreferencesForm.for_preferences(
+            prefs, dialect=configured_dialect(), transcription_models=transcription_models()
+        ),
         "presets": options.PRESETS,
     }
     return render(request, "conversations/talk.html", context)
@@ -44,12 +46,12 @@ def talk(request: HttpRequest) -> HttpResponse:
 def preferences(request: HttpRequest) -> HttpResponse:
     """Show and save the user's conversation settings; answers JSON to the talk page's panel."""
     current = selectors.preferences_for(user=request.user)
-    dialect = configured_dialect()
+    dialect, models = configured_dialect(), transcription_models()
     wants_json = "application/json" in request.headers.get("Accept", "")
     if request.method == "GET":
-        form = PreferencesForm.for_preferences(current, dialect=dialect)
+        form = PreferencesForm.for_preferences(current, dialect=dialect, transcription_models=models)
         return render(request, "conversations/settings.html", {"form": form, "presets": options.PRESETS})
-    form = PreferencesForm(request.POST, dialect=dialect)
+    form = PreferencesForm(request.POST, dialect=dialect, transcription_models=models)
     if not form.is_valid():
         if wants_json:
             return JsonResponse({"ok": False, "errors": form.error_dict()}, status=400)

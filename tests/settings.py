@@ -1,7 +1,11 @@
 """Test settings: the real settings, with a throwaway secret key so no environment is needed."""
 import os
 
+# A developer's .env (DEBUG, an Azure endpoint...) must not change what the tests see.
+os.environ.setdefault("DOTENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "tests-only-secret-key")
+# The test simulator stands in for an Azure resource that has a transcription deployment named whisper-1.
+os.environ.setdefault("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", "whisper-1")
 
 from voiceapp.settings import *  # noqa: E402,F403
 

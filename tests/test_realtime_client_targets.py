@@ -139,3 +139,18 @@ def test_a_failing_entra_credential_reads_as_refused_credentials():
     with pytest.raises(UpstreamRejected) as info:
         asyncio.run(auth_headers(target, EntraTokenProvider(NoIdentity())))
     assert info.value.status == 401 and "DefaultAzureCredential" in info.value.detail
+
+
+@pytest.mark.parametrize("version", ["2025-08-28", "2025-08-28 ", "v1", "latest"])
+def test_an_api_version_without_preview_selects_the_ga_path_and_is_not_sent(version):
+    target = azure_target(endpoint="https://r.openai.azure.com/", deployment="gpt-realtime", api_version=version, api_key="k")
+    assert target.dialect == GA
+    assert target.url == "wss://r.openai.azure.com/openai/v1/realtime?model=gpt-realtime"
+
+
+@pytest.mark.parametrize("version", ["2025-04-01-preview", "2024-12-17-PREVIEW", " 2025-04-01-preview"])
+def test_only_a_preview_api_version_selects_the_preview_dialect(version):
+    target = azure_target(endpoint="https://r.openai.azure.com/", deployment="d", api_version=version, api_key="k")
+    assert target.dialect == PREVIEW
+    assert target.url.startswith("wss://r.openai.azure.com/openai/realtime?api-version=")
+    assert version.strip() in target.url

@@ -1,6 +1,7 @@
 """Django settings for voiceapp, read from the environment (and a `.env` file when present)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -10,19 +11,33 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
-# A local .env is a convenience for development; real deployments set the environment.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+# A local .env (`make install` writes one for development) fills in what the environment leaves
+# unset; real deployments set the environment. DOTENV_FILE="" skips it (the tests do, so a
+# developer's .env cannot change what they test).
+DOTENV_FILE: str = os.environ.get("DOTENV_FILE", str(BASE_DIR / ".env"))
+if DOTENV_FILE:
+    environ.Env.read_env(DOTENV_FILE, overwrite=False)
 
 DEBUG: bool = env.bool("DEBUG", default=False)
 
 SECRET_KEY: str = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off.")
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set when DEBUG is off. For local development run `make install`, "
+            "which writes a .env with DEBUG=1 and a generated SECRET_KEY; see .env.example."
+        )
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 
 ALLOWED_HOSTS: list[str] = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS: list[str] = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" makes requests (and WebSocket
+# origin checks) count as https when the proxy says so. Unset, the header is never trusted.
+_proxy_ssl_header: list[str] = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+if _proxy_ssl_header:
+    if len(_proxy_ssl_header) != 2:
+        raise ImproperlyConfigured('SECURE_PROXY_SSL_HEADER must be "HEADER,VALUE", e.g. HTTP_X_FORWARDED_PROTO,https.')
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header[0], _proxy_ssl_header[1])
 
 INSTALLED_APPS = [
     # daphne first: it replaces runserver with an ASGI server that speaks WebSockets.
@@ -139,7 +154,7 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 AZURE_OPENAI_ENDPOINT: str = env.str("AZURE_OPENAI_ENDPOINT", default="")
 AZURE_OPENAI_API_KEY: str = env.str("AZURE_OPENAI_API_KEY", default="")
 AZURE_OPENAI_DEPLOYMENT: str = env.str("AZURE_OPENAI_DEPLOYMENT", default="gpt-realtime")
-# Unset: the GA /openai/v1/realtime path. Set: the legacy preview path and dialect.
+# Unset (or a GA date version, ignored): the GA /openai/v1/realtime path. A -preview version: the legacy preview path.
 AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="")
 OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")
 OPENAI_REALTIME_MODEL: str = env.str("OPENAI_REALTIME_MODEL", default="gpt-realtime")
@@ -169,13 +184,29 @@ REALTIME_INSTRUCTIONS: str = env.str(
     "REALTIME_INSTRUCTIONS",
     default="You are a friendly voice assistant. Keep answers short and conversational.",
 )
+# OpenAI: the default transcription model (users may pick another).
 REALTIME_TRANSCRIPTION_MODEL: str = env.str("REALTIME_TRANSCRIPTION_MODEL", default="whisper-1")
+# Azure: the *deployment* of a transcription model (whisper, gpt-4o(-mini)-transcribe) that transcribes
+# the user. Empty on Azure: what the user said is not transcribed (Azure fails every turn on a name it
+# has no deployment for). The built-in simulator provides one named whisper-1 unless this names another.
+AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: str = env.str("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", default="")
 
+# No key or token reaches a log: at DEBUG, websockets logs every handshake header (`api-key`,
+# `Authorization: Bearer`), so those loggers and the console handler redact credentials.
+_REDACT = {"()": "voiceapp.redaction.RedactSecrets"}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"redact_secrets": _REDACT},
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact_secrets"]},
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # Logger filters see records before any handler (including ones added later, like a test's).
+        "websockets.client": {"filters": ["redact_secrets"]},
+        "websockets.server": {"filters": ["redact_secrets"]},
+    },
 }

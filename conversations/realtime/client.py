@@ -67,6 +67,15 @@ def _ws_base(endpoint: str) -> tuple[str, str]:
     return scheme, parts.netloc
 
 
+def azure_dialect(api_version: str) -> str:
+    """The dialect an Azure api-version selects: preview only for a `-preview` version.
+
+    A dateless GA version such as `2025-08-28` is not a reason to speak the legacy preview protocol;
+    the GA v1 path takes no api-version at all, so such a value is ignored (and `manage.py check` says so).
+    """
+    return PREVIEW if api_version.strip().lower().endswith("-preview") else GA
+
+
 def azure_target(
     *,
     endpoint: str,
@@ -75,9 +84,10 @@ def azure_target(
     api_key: str = "",
     provider: str = "azure",
 ) -> RealtimeTarget:
-    """Build the Azure target: the GA v1 path by default, the preview path when an api-version is set."""
+    """Build the Azure target: the GA v1 path by default, the preview path for a `-preview` api-version."""
     scheme, netloc = _ws_base(endpoint)
-    if api_version:
+    api_version = api_version.strip()
+    if azure_dialect(api_version) == PREVIEW:
         query = urlencode({"api-version": api_version, "deployment": deployment})
         url, dialect = f"{scheme}://{netloc}/openai/realtime?{query}", PREVIEW
     else:

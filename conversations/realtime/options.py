@@ -54,6 +54,13 @@ PRESETS: tuple[tuple[str, str], ...] = (
 )
 
 
+def transcription_model_for(saved: str, available: tuple[str, ...]) -> str:
+    """The transcription model (on Azure, deployment) to use: the saved one if offered, else the first, else "" (off)."""
+    if saved in available:
+        return saved
+    return available[0] if available else ""
+
+
 def voices_for(dialect: str) -> tuple[str, ...]:
     """The voices the dialect's models offer: GA adds marin and cedar."""
     return GA_VOICES if dialect == GA else PREVIEW_VOICES
@@ -75,7 +82,7 @@ class Preferences:
     silence_duration_ms: int = 500
     prefix_padding_ms: int = 300
     eagerness: str = "auto"
-    transcription_model: str = "whisper-1"
+    transcription_model: str = "whisper-1"  # on Azure a deployment name; "" means off
     language: str = ""  # empty: let the model follow the user
     noise_reduction: str = "near_field"
     speed: float = 1.0

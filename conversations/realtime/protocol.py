@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -61,7 +62,7 @@ class SessionConfig:
     voice: str = "alloy"
     # None means push-to-talk: the client commits the buffer and asks for a response itself.
     turn_detection: TurnDetection | None = field(default_factory=TurnDetection)
-    transcription_model: str = "whisper-1"
+    transcription_model: str = "whisper-1"  # "": user speech is not transcribed
     transcription_language: str = ""
     noise_reduction: Literal["near_field", "far_field"] | None = "near_field"
     temperature: float = 0.8  # preview only: GA has no temperature
@@ -80,7 +81,9 @@ class SessionConfig:
         return cls(turn_detection=TurnDetection(**td) if td else None, **data)
 
 
-def _transcription(config: SessionConfig) -> dict[str, Any]:
+def _transcription(config: SessionConfig) -> dict[str, Any] | None:
+    if not config.transcription_model:
+        return None  # off: on Azure no transcription deployment is configured
     transcription: dict[str, Any] = {"model": config.transcription_model}
     if config.transcription_language:
         transcription["language"] = config.transcription_language
@@ -305,6 +308,14 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
 
 # --- Browser messages (the allowlist) -----------------------------------------------------------
 
+# The longest text frame parsed at all: a 4000-character message escaped as \uXXXX pairs fits.
+MAX_MESSAGE_CHARS = 64 * 1024
+# The longest audio a barge-in can claim to have played: a day, far past any upstream session.
+MAX_AUDIO_END_MS = 24 * 60 * 60 * 1000
+# `t` is echoed only when JavaScript reads it back as the same number.
+MAX_SAFE_INTEGER = 2**53 - 1
+BROWSER_MESSAGE_TYPES = frozenset({"truncate", "text", "press", "commit", "cancel", "apply_settings", "ping"})
+
 
 class BrowserMessageError(ValueError):
     """A browser message was malformed or not allowed; the text is safe to show the user."""
@@ -320,50 +331,105 @@ class BrowserCommand:
 
     type: Literal["truncate", "text", "press", "commit", "cancel", "apply_settings", "ping"]
     item_id: str = ""
-    audio_end_ms: int = 0
-    text: str = ""
-    t: float | int | None = None
+    audio_end_ms: int = 0  # 0..MAX_AUDIO_END_MS
+    text: str = ""  # stripped, 1..MAX_TEXT_CHARS, valid Unicode (no lone surrogates)
+    t: float | int | None = None  # finite, or None
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    """Whether JSON escapes left half of a surrogate pair, which UTF-8 (and PostgreSQL) cannot store."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _without_lone_surrogates(text: str) -> str:
+    """Replace unpaired surrogates with U+FFFD, as a browser's TextEncoder does."""
+    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+
+
+def _finite_number(value: Any) -> bool:
+    """A JSON number that is neither a boolean nor NaN/±Infinity (which strict JSON cannot carry)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def _echoable(t: Any) -> float | int | None:
+    """The ping's `t` if it can go back as a number the page reads unchanged, else None."""
+    if not _finite_number(t):
+        return None
+    if isinstance(t, int) and abs(t) > MAX_SAFE_INTEGER:
+        return None
+    return t
 
 
 def parse_browser_message(raw: str) -> BrowserCommand:
     """Parse and validate a text frame from the browser against the allowlist."""
+    if not isinstance(raw, str):
+        raise BrowserMessageError("invalid_message", "A message must be JSON text.")
+    # Checked before parsing, so a huge frame costs no parser time or memory.
+    if len(raw) > MAX_MESSAGE_CHARS:
+        raise BrowserMessageError("message_too_long", f"Messages are limited to {MAX_MESSAGE_CHARS} characters.")
     try:
         data = json.loads(raw)
-    except ValueError:
+    except RecursionError:
+        # `[[[[...]]]]` nested deeper than Python's recursion limit; no message needs nesting at all.
+        raise BrowserMessageError("invalid_json", "The message was nested too deeply.") from None
+    except ValueError:  # includes integers longer than Python's 4300-digit limit
         raise BrowserMessageError("invalid_json", "The message was not valid JSON.") from None
     if not isinstance(data, dict):
         raise BrowserMessageError("invalid_message", "A message must be a JSON object.")
     kind = data.get("type")
+    # A list or object as the type must not reach the set lookup below (unhashable).
+    if not isinstance(kind, str) or kind not in BROWSER_MESSAGE_TYPES:
+        if not isinstance(kind, str):
+            raise BrowserMessageError("unknown_type", "A message needs a type, as a string.")
+        raise BrowserMessageError("unknown_type", f"Unknown message type {kind[:40]!r}.")
     if kind == "truncate":
         item_id, end = data.get("item_id"), data.get("audio_end_ms")
-        if not isinstance(item_id, str) or not item_id or len(item_id) > MAX_ITEM_ID_CHARS:
+        if (
+            not isinstance(item_id, str)
+            or not item_id
+            or len(item_id) > MAX_ITEM_ID_CHARS
+            or _has_lone_surrogate(item_id)
+        ):
             raise BrowserMessageError("invalid_item_id", "A truncate message needs the item_id of the playing reply.")
-        if isinstance(end, bool) or not isinstance(end, (int, float)) or end < 0:
-            raise BrowserMessageError("invalid_audio_end_ms", "audio_end_ms must be a number of milliseconds, 0 or more.")
+        if not _finite_number(end) or not 0 <= end <= MAX_AUDIO_END_MS:
+            raise BrowserMessageError(
+                "invalid_audio_end_ms",
+                f"audio_end_ms must be a number of milliseconds from 0 to {MAX_AUDIO_END_MS}.",
+            )
         return BrowserCommand("truncate", item_id=item_id, audio_end_ms=int(end))
     if kind == "text":
         text = data.get("text")
-        if not isinstance(text, str) or not text.strip():
+        if not isinstance(text, str):
+            raise BrowserMessageError("invalid_text", "A text message needs its text as a string.")
+        text = _without_lone_surrogates(text).strip()
+        if not text:
             raise BrowserMessageError("empty_text", "Type something before sending.")
         if len(text) > MAX_TEXT_CHARS:
             raise BrowserMessageError("text_too_long", f"Messages are limited to {MAX_TEXT_CHARS} characters.")
-        return BrowserCommand("text", text=text.strip())
-    if kind in {"press", "commit", "cancel", "apply_settings"}:
-        return BrowserCommand(kind)
+        return BrowserCommand("text", text=text)
     if kind == "ping":
-        t = data.get("t")
-        return BrowserCommand("ping", t=t if isinstance(t, (int, float)) and not isinstance(t, bool) else None)
-    raise BrowserMessageError("unknown_type", f"Unknown message type {str(kind)[:40]!r}.")
+        return BrowserCommand("ping", t=_echoable(data.get("t")))
+    return BrowserCommand(kind)  # type: ignore[arg-type]  # press, commit, cancel, apply_settings
 
 
 def check_audio_frame(frame: bytes) -> None:
     """Refuse audio frames that cannot be PCM16 or are unreasonably large."""
-    if len(frame) % 2:
-        raise BrowserMessageError("invalid_audio", "Audio frames must be 16-bit PCM (an even number of bytes).")
+    if not isinstance(frame, (bytes, bytearray, memoryview)):
+        raise BrowserMessageError("invalid_audio", "Audio frames must be binary.")
     if len(frame) > MAX_AUDIO_FRAME_BYTES:
         raise BrowserMessageError("audio_frame_too_large", "Audio frames must be at most one second long.")
+    if len(frame) % 2:
+        raise BrowserMessageError("invalid_audio", "Audio frames must be 16-bit PCM (an even number of bytes).")
 
 
 def dumps(message: dict[str, Any]) -> str:
-    """Serialise a browser message compactly."""
-    return json.dumps(message, separators=(",", ":"))
+    """Serialise a browser message compactly as strict JSON (NaN and Infinity raise ValueError)."""
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)

@@ -241,6 +241,8 @@ class RelayCore:
         if item is None:
             item = self._add(item_id, "assistant", [], response_id=facts.response_id or "")
         item.audio_bytes += nbytes
+        if facts.response_id is not None and not facts.response_item:
+            facts.response_item = item_id
         facts.assistant_spoke = True
         self.voice_fixed = True
 
