@@ -188,6 +188,7 @@ _TRANSCRIPT_DONE = {
     "response.output_text.done": "text",
 }
 _ITEM_CREATED = frozenset({"conversation.item.created", "conversation.item.added"})
+RESPONSE_STATUSES = frozenset({"completed", "cancelled", "incomplete", "failed"})
 
 
 @dataclass(frozen=True)
@@ -204,105 +205,134 @@ class Usage:
     total_tokens: int = 0
 
     @classmethod
-    def from_event(cls, usage: dict[str, Any] | None) -> Usage:
-        """Read a `response.usage` object, tolerating missing details."""
-        if not usage:
-            return cls()
-        inp = usage.get("input_token_details") or {}
-        out = usage.get("output_token_details") or {}
+    def from_event(cls, usage: Any) -> Usage:
+        """Read a `response.usage` object, tolerating missing or malformed details."""
+        usage = _obj(usage)
+        inp, out = _obj(usage.get("input_token_details")), _obj(usage.get("output_token_details"))
         return cls(
-            input_text_tokens=int(inp.get("text_tokens") or 0),
-            input_audio_tokens=int(inp.get("audio_tokens") or 0),
-            input_cached_tokens=int(inp.get("cached_tokens") or 0),
-            output_text_tokens=int(out.get("text_tokens") or 0),
-            output_audio_tokens=int(out.get("audio_tokens") or 0),
-            input_tokens=int(usage.get("input_tokens") or 0),
-            output_tokens=int(usage.get("output_tokens") or 0),
-            total_tokens=int(usage.get("total_tokens") or 0),
+            input_text_tokens=_count(inp.get("text_tokens")),
+            input_audio_tokens=_count(inp.get("audio_tokens")),
+            input_cached_tokens=_count(inp.get("cached_tokens")),
+            output_text_tokens=_count(out.get("text_tokens")),
+            output_audio_tokens=_count(out.get("audio_tokens")),
+            input_tokens=_count(usage.get("input_tokens")),
+            output_tokens=_count(usage.get("output_tokens")),
+            total_tokens=_count(usage.get("total_tokens")),
         )
+
+
+# Upstream events are outside input: every field is read through these, so no shape makes the relay raise.
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
+
+
+def _str(value: Any) -> str:
+    """The value if it is a string, else empty."""
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: Any, limit: int = 2**31 - 1) -> int:
+    """A non-negative integer count (tokens, milliseconds) from whatever was sent, capped to fit a column."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return 0
+    return min(max(0, int(value)), limit)
 
 
 def _message_text(item: dict[str, Any]) -> str:
     """Return the text of an item's text content parts (typed messages, re-injected history)."""
-    parts = item.get("content") or []
+    parts = item.get("content")
+    if not isinstance(parts, list):
+        return ""
     return "".join(
-        p.get("text") or p.get("transcript") or ""
+        _str(p.get("text")) or _str(p.get("transcript"))
         for p in parts
-        if p.get("type") in {"input_text", "text", "output_text"}
+        if isinstance(p, dict) and p.get("type") in {"input_text", "text", "output_text"}
     )
 
 
 def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | None]:
     """Translate one upstream event of either dialect into (browser-protocol message, audio bytes).
 
-    Returns (None, None) for events the browser has no use for. Audio deltas come back as raw PCM
-    with a small `audio` message the consumer uses for bookkeeping and does not forward as JSON.
+    Returns (None, None) for events the browser has no use for, or whose shape is wrong. Audio deltas
+    come back as raw PCM with a small `audio` message the consumer uses for bookkeeping.
     """
-    kind = event.get("type", "")
+    kind = _str(event.get("type"))
+    item_id = _str(event.get("item_id"))
     if kind in _AUDIO_DELTA:
-        return {"type": "audio", "item_id": event.get("item_id", "")}, base64.b64decode(event.get("delta", ""))
+        try:
+            pcm = base64.b64decode(_str(event.get("delta")))
+        except ValueError:
+            return None, None
+        return {"type": "audio", "item_id": item_id}, pcm
     if kind in _TRANSCRIPT_DELTA:
-        return {"type": "transcript", "role": "assistant", "item_id": event.get("item_id", ""), "delta": event.get("delta", "")}, None
+        return {"type": "transcript", "role": "assistant", "item_id": item_id, "delta": _str(event.get("delta"))}, None
     if kind in _TRANSCRIPT_DONE:
-        text = event.get(_TRANSCRIPT_DONE[kind]) or ""
-        return {"type": "transcript_done", "role": "assistant", "item_id": event.get("item_id", ""), "text": text}, None
+        text = _str(event.get(_TRANSCRIPT_DONE[kind]))
+        return {"type": "transcript_done", "role": "assistant", "item_id": item_id, "text": text}, None
     if kind in _AUDIO_DONE:
-        return {"type": "audio_done", "item_id": event.get("item_id", "")}, None
+        return {"type": "audio_done", "item_id": item_id}, None
     if kind == "conversation.item.input_audio_transcription.delta":
-        return {"type": "transcript", "role": "user", "item_id": event.get("item_id", ""), "delta": event.get("delta", "")}, None
+        return {"type": "transcript", "role": "user", "item_id": item_id, "delta": _str(event.get("delta"))}, None
     if kind == "conversation.item.input_audio_transcription.completed":
-        return {"type": "transcript_done", "role": "user", "item_id": event.get("item_id", ""), "text": event.get("transcript") or ""}, None
+        return {"type": "transcript_done", "role": "user", "item_id": item_id, "text": _str(event.get("transcript"))}, None
     if kind == "conversation.item.input_audio_transcription.failed":
-        error = event.get("error") or {}
+        error = _obj(event.get("error"))
         return {
             "type": "transcription_failed",
-            "item_id": event.get("item_id", ""),
-            "message": error.get("message") or "The transcription of what you said failed.",
+            "item_id": item_id,
+            "message": _str(error.get("message")) or "The transcription of what you said failed.",
         }, None
     if kind == "input_audio_buffer.speech_started":
-        return {"type": "speech_started", "audio_start_ms": event.get("audio_start_ms", 0), "item_id": event.get("item_id", "")}, None
+        return {"type": "speech_started", "audio_start_ms": _count(event.get("audio_start_ms")), "item_id": item_id}, None
     if kind == "input_audio_buffer.speech_stopped":
-        return {"type": "speech_stopped", "audio_end_ms": event.get("audio_end_ms", 0), "item_id": event.get("item_id", "")}, None
+        return {"type": "speech_stopped", "audio_end_ms": _count(event.get("audio_end_ms")), "item_id": item_id}, None
     if kind in _ITEM_CREATED:
-        item = event.get("item") or {}
-        if item.get("type") != "message" or item.get("role") not in {"user", "assistant"}:
+        item = _obj(event.get("item"))
+        role = item.get("role")
+        if item.get("type") != "message" or role not in {"user", "assistant"}:
             return None, None
         return {
-            "type": f"{item['role']}_item",
-            "item_id": item.get("id", ""),
-            "previous_item_id": event.get("previous_item_id") or "",
+            "type": f"{role}_item",
+            "item_id": _str(item.get("id")),
+            "previous_item_id": _str(event.get("previous_item_id")),
             "text": _message_text(item),
         }, None
     if kind == "response.output_item.added":
-        item = event.get("item") or {}
+        item = _obj(event.get("item"))
         if item.get("type") != "message":
             return None, None
-        return {"type": "assistant_item", "item_id": item.get("id", ""), "response_id": event.get("response_id", ""), "text": ""}, None
+        return {"type": "assistant_item", "item_id": _str(item.get("id")), "response_id": _str(event.get("response_id")),
+                "text": ""}, None
     if kind == "response.created":
-        return {"type": "response_created", "response_id": (event.get("response") or {}).get("id", "")}, None
+        return {"type": "response_created", "response_id": _str(_obj(event.get("response")).get("id"))}, None
     if kind == "response.done":
-        response = event.get("response") or {}
-        details = response.get("status_details") or {}
-        error = details.get("error") or {}
+        response = _obj(event.get("response"))
+        details = _obj(response.get("status_details"))
+        error = _obj(details.get("error"))
+        status = _str(response.get("status"))
         return {
             "type": "response_done",
-            "response_id": response.get("id", ""),
-            "status": response.get("status", "completed"),
+            "response_id": _str(response.get("id")),
+            "status": status if status in RESPONSE_STATUSES else "completed",
             # incomplete: max_output_tokens or content_filter; failed: the error's code or type.
-            "reason": details.get("reason") or error.get("code") or error.get("type") or "",
+            "reason": (_str(details.get("reason")) or _str(error.get("code")) or _str(error.get("type")))[:100],
             "usage": Usage.from_event(response.get("usage")),
         }, None
     if kind == "conversation.item.truncated":
-        return {"type": "truncated", "item_id": event.get("item_id", ""), "audio_end_ms": event.get("audio_end_ms", 0)}, None
+        return {"type": "truncated", "item_id": item_id, "audio_end_ms": _count(event.get("audio_end_ms"))}, None
     if kind in {"session.created", "session.updated"}:
-        session = event.get("session") or {}
-        return {"type": kind.replace(".", "_"), "session_id": session.get("id", ""), "model": session.get("model", ""),
-                "expires_at": session.get("expires_at")}, None
+        session = _obj(event.get("session"))
+        expires = session.get("expires_at")
+        return {"type": kind.replace(".", "_"), "session_id": _str(session.get("id")), "model": _str(session.get("model")),
+                "expires_at": _count(expires, limit=2**62) or None}, None
     if kind == "error":
-        error = event.get("error") or {}
-        return {"type": "upstream_error", "code": error.get("code") or error.get("type") or "error",
-                "error_type": error.get("type") or "", "message": error.get("message") or "",
-                "param": error.get("param")}, None
+        error = _obj(event.get("error"))
+        return {"type": "upstream_error", "code": _str(error.get("code")) or _str(error.get("type")) or "error",
+                "error_type": _str(error.get("type")), "message": _str(error.get("message")),
+                "param": _str(error.get("param")) or None}, None
     return None, None
 
 

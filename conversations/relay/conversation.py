@@ -379,10 +379,17 @@ class LiveConversation:
         core = self.core
         try:
             async for event in conn.events():
-                if event.get("type") in _AUDIO_DELTA:
+                kind = event.get("type")
+                if type(kind) is str and kind in _AUDIO_DELTA:
                     # The hot path: decode once, count, forward as one binary frame.
-                    pcm = base64.b64decode(event.get("delta") or "")
-                    core.on_audio(event.get("item_id") or "", len(pcm), facts)
+                    delta, item_id = event.get("delta"), event.get("item_id")
+                    if type(delta) is not str or type(item_id) is not str:
+                        continue  # not an audio delta the service would send
+                    try:
+                        pcm = base64.b64decode(delta)
+                    except ValueError:
+                        continue
+                    core.on_audio(item_id, len(pcm), facts)
                     link = self.link
                     if link is not None and pcm:
                         try:
