@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 
-from .models import Conversation, VoicePreferences
+from .models import Conversation, Turn, VoicePreferences
 from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
 from .upstream import transcription_models
@@ -70,3 +72,17 @@ def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> S
         for t in conversation.turns.order_by("position")
     ]
     return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns)
+
+
+def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Conversation | None:
+    """The user's own conversation with that id, or None for a malformed id or anyone else's conversation."""
+    try:
+        pk = uuid.UUID(str(conversation_id))
+    except (TypeError, ValueError):
+        return None
+    return Conversation.objects.filter(user=user, pk=pk).first()
+
+
+def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:
+    """The conversation's turns in order of their place in it (each with its `status` and `status_reason`)."""
+    return Turn.objects.filter(conversation=conversation).order_by("position")

@@ -18,11 +18,22 @@ from .upstream import configured_dialect, transcription_models
 
 
 def talk(request: HttpRequest) -> HttpResponse:
-    """The page where the user holds a spoken conversation."""
+    """The page where the user holds a spoken conversation; `?conversation=ID` shows a stored one to continue."""
+    conversation = None
+    turns: list = []
+    requested = request.GET.get("conversation", "")
+    if requested:
+        conversation = selectors.conversation_for(user=request.user, conversation_id=requested)
+        if conversation is None:
+            # Someone else's conversation and a malformed id look the same: not found.
+            raise Http404("No such conversation.")
+        turns = list(selectors.turns_of(conversation=conversation))
     prefs = selectors.preferences_for(user=request.user)
     context = {
         "ws_path": "/ws/talk/",
-        "conversation_id": "",
+        "conversation": conversation,
+        "conversation_id": str(conversation.pk) if conversation else "",
+        "turns": turns,
         "settings_form": PreferencesForm.for_preferences(
             prefs, dialect=configured_dialect(), transcription_models=transcription_models()
         ),

@@ -260,24 +260,56 @@ def test_the_talk_page_fits_desktop_and_phone(account, open_browser, tmp_path, s
         b.page.screenshot(path=str(ARTIFACTS / f"talk-{size[0]}x{size[1]}.png"), full_page=True)
 
 
+def _run_checks(b) -> dict[str, str]:
+    """Open the check page from the talk page, run every check and return {check: result}."""
+    b.page.click("text=Check my setup")
+    b.page.click("#run-checks")
+    try:
+        b.page.wait_for_function(
+            "[...document.querySelectorAll('#check-results li[data-check]')]"
+            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))",
+            timeout=30_000,
+        )
+    except Exception as exc:
+        raise AssertionError(f"checks unfinished: {b.page.inner_text('#check-results')!r} {b.errors}") from exc
+    rows = b.page.locator("#check-results li[data-check]")
+    return {rows.nth(i).get_attribute("data-check"): rows.nth(i).get_attribute("data-result") for i in range(rows.count())}
+
+
 def test_the_pre_flight_check_reports_every_check(account, open_browser, tmp_path):
     wav = speech_wav(tmp_path / "check.wav", "Testing, testing, one two three.", lead_silence_s=0.2, tail_silence_s=0.5)
     with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
         b = open_browser(url, wav)
         b.login()
-        b.page.click("text=Check my setup")
-        b.page.click("#run-checks")
-        rows = b.page.locator("#check-results li[data-check]")
-        b.page.wait_for_function(
-            "[...document.querySelectorAll('#check-results li[data-check]')]"
-            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))",
-            timeout=20_000,
-        )
-        results = {rows.nth(i).get_attribute("data-check"): rows.nth(i).get_attribute("data-result") for i in range(rows.count())}
-        assert set(results) == {"mic", "level", "rate", "socket", "echo"}
+        results = _run_checks(b)
+        assert set(results) == {"mic", "level", "rate", "socket", "upstream", "echo"}
         assert results["mic"] == "pass" and results["socket"] == "pass" and results["rate"] == "pass"
+        assert results["upstream"] == "pass"
+        assert len(sim.sessions) == 1  # the voice service check really opened a session
         assert results["level"] in {"pass", "warn"}
-        assert "24000 Hz" in b.page.inner_text('#check-results li[data-check="rate"]')
+        # It listened for the five seconds the page promises, counted in captured audio.
+        assert int(b.page.get_attribute("#check", "data-listened-ms")) >= 5000
+        text = b.page.inner_text("#check-results")
+        assert "24000 Hz" in text and "batches" not in text and "bytes" not in text
+        if results["level"] == "pass":
+            assert "Your microphone works: we heard you clearly" in text
+        for size in [(1280, 800), (390, 844)]:
+            b.page.set_viewport_size({"width": size[0], "height": size[1]})
+            b.page.screenshot(path=str(ARTIFACTS / f"check-{size[0]}x{size[1]}.png"), full_page=True)
+
+
+def test_the_pre_flight_check_says_when_the_voice_service_refuses_the_app(account, open_browser, tmp_path):
+    with simulator_thread(api_key="a-different-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        results = _run_checks(b)
+        assert results["socket"] == "pass"  # the server is reachable: only the service behind it refuses
+        assert results["upstream"] == "fail"
+        row = b.page.inner_text('#check-results li[data-check="upstream"]')
+        assert "refused this app's credentials" in row
+        assert "Tell the person who runs this app" in row
+        assert results["level"] == "fail"
+        assert "We heard only silence" in b.page.inner_text('#check-results li[data-check="level"]')
 
 
 def test_mute_sends_silence_instead_of_the_microphone(account, open_browser, tmp_path):

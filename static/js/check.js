@@ -1,7 +1,8 @@
 /**
- * The pre-flight check page: microphone, level, sample-rate path, server round trip and echo cancellation.
+ * The pre-flight check page: microphone, level, sample-rate path, server round trip, the voice service
+ * behind the server, and echo cancellation.
  */
-import { CaptureNode, openMicrophone } from "./audio/capture.js";
+import { audioSupport, browserAudioFeatures } from "./conversation/capability.js";
 import { isMicBlocked, remembered } from "./devices.js";
 import { gettext, interpolate } from "./i18n.js";
 import { LevelMeter, levelPercent } from "./meter.js";
@@ -12,8 +13,14 @@ const runButton = document.getElementById("run-checks");
 const statusLine = document.getElementById("check-status");
 const meter = new LevelMeter(document.getElementById("check-level"));
 
-const LISTEN_MS = 3000;
+/** The page promises five seconds of listening: count them in audio actually captured, not wall-clock time. */
+const LISTEN_MS = 5000;
+const BATCH_MS = 40;
+/** A browser that captures nothing still gets a verdict: give up on the five seconds after this long. */
+const LISTEN_DEADLINE_MS = 8000;
 const BATCH_BYTES = 1920; // 40 ms of 24 kHz PCM16.
+/** The server bounds its own check; this only guards against an answer that never comes. */
+const UPSTREAM_ANSWER_MS = 30000;
 const PINGS = 5;
 const SLOW_MS = 300;
 
@@ -36,8 +43,12 @@ function report(check, result, detail, fix = "") {
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The capture module, loaded on first use: it extends AudioWorkletNode, which old browsers lack. */
+const loadCapture = () => import("./audio/capture.js");
+
 /** Opens the remembered microphone, or the default one when it is gone. */
 async function openChosenMicrophone() {
+  const { openMicrophone } = await loadCapture();
   const deviceId = remembered();
   try {
     return await openMicrophone(deviceId);
@@ -65,9 +76,12 @@ function micFix(error) {
 
 /** Microphone permission: the stream, or null after reporting why there is none. */
 async function checkMicrophone() {
-  if (!navigator.mediaDevices?.getUserMedia) {
-    report("mic", "fail", gettext("This browser cannot use a microphone on this page."),
-      gettext("Open the page over HTTPS in a recent Chrome, Edge, Firefox or Safari."));
+  const support = audioSupport(browserAudioFeatures(window));
+  if (!support.ok) {
+    report("mic", "fail", support.message,
+      support.reason === "insecure"
+        ? gettext("Open the app over https:// (or on this computer at http://localhost).")
+        : gettext("Use a recent Chrome, Edge, Firefox or Safari."));
     return null;
   }
   try {
@@ -104,6 +118,7 @@ async function checkAudioPath(context, stream) {
   }
   let capture;
   try {
+    const { CaptureNode } = await loadCapture();
     capture = await CaptureNode.create(context, root.dataset.captureWorklet, source);
     await context.resume();
   } catch {
@@ -122,9 +137,17 @@ async function checkAudioPath(context, stream) {
       meter.set(level);
     }
   };
-  if (stream) statusLine.textContent = gettext("Say a few words now…");
-  await wait(LISTEN_MS);
+  const started = performance.now();
+  const heardMs = () => batches.count * BATCH_MS;
+  while (heardMs() < LISTEN_MS && performance.now() - started < LISTEN_DEADLINE_MS) {
+    if (stream) {
+      const left = Math.max(1, Math.ceil((LISTEN_MS - heardMs()) / 1000));
+      statusLine.textContent = interpolate(gettext("Say a few words now… (%(seconds)s s)"), { seconds: left });
+    }
+    await wait(100);
+  }
   capture.stop();
+  root.dataset.listenedMs = String(heardMs()); // What the check really heard: the browser test reads it.
   tone?.stop();
   meter.reset();
   statusLine.textContent = "";
@@ -136,34 +159,34 @@ async function checkAudioPath(context, stream) {
 function reportLevel(peak) {
   const level = levelPercent(peak); // The meter's 0–100 scale, which the user just watched.
   if (peak < 0.002) {
-    report("level", "fail", gettext("We can't hear you: the microphone sent only silence."),
+    report("level", "fail", gettext("We heard only silence: check the microphone or its volume."),
       gettext("Check that the right microphone is chosen and not muted (some headsets and laptops have a mute switch), and raise its input volume in your system's sound settings."));
   } else if (peak < 0.01) {
-    report("level", "warn", interpolate(gettext("We can hear you, but very quietly (loudest: %(level)s out of 100)."), { level }),
+    report("level", "warn", interpolate(gettext("We heard you, but very quietly (loudest: %(level)s out of 100)."), { level }),
       gettext("Move closer to the microphone or raise its input volume in your system's sound settings."));
   } else {
-    report("level", "pass", interpolate(gettext("We can hear you (loudest: %(level)s out of 100)."), { level }));
+    report("level", "pass", gettext("Your microphone works: we heard you clearly."));
   }
 }
 
 function reportRate(nativeRate, batches) {
   const path = nativeRate === 24000
-    ? gettext("24000 Hz: already the rate the assistant uses, no resampling needed.")
-    : interpolate(gettext("%(rate)s Hz → 24000 Hz, resampled in the capture worklet."), { rate: nativeRate });
+    ? gettext("Your browser records at 24000 Hz, the rate the assistant uses.")
+    : interpolate(gettext("Your browser records at %(rate)s Hz; the page converts it to the 24000 Hz the assistant uses."), { rate: nativeRate });
   if (batches.count < 2) {
-    report("rate", "fail", `${path} ${gettext("But the worklet produced no audio.")}`,
+    report("rate", "fail", `${path} ${gettext("But no audio came through.")}`,
       gettext("Reload the page and try again; if it still fails, use a recent Chrome, Edge, Firefox or Safari."));
     return;
   }
-  const perSecond = Math.round(((batches.count - 1) / ((batches.last - batches.first) / 1000)) * 10) / 10;
-  const detail = `${path} ${interpolate(gettext("%(count)s batches of 1920 bytes, %(rate)s per second."), { count: batches.count, rate: perSecond })}`;
+  // 25 batches a second is real time; well off it means the computer is struggling to keep up.
+  const perSecond = (batches.count - 1) / ((batches.last - batches.first) / 1000);
   if (batches.wrongSize) {
-    report("rate", "fail", detail, gettext("Some batches had the wrong size. Reload the page and try again."));
+    report("rate", "fail", `${path} ${gettext("Some of the audio came out garbled.")}`, gettext("Reload the page and try again."));
   } else if (perSecond < 22 || perSecond > 28) {
-    report("rate", "warn", detail,
-      gettext("Audio is not arriving at a steady 25 batches per second; the computer may be busy. Close other tabs or applications that use audio."));
+    report("rate", "warn", `${path} ${gettext("But the audio did not arrive steadily.")}`,
+      gettext("The computer may be busy. Close other tabs or applications that use audio."));
   } else {
-    report("rate", "pass", detail);
+    report("rate", "pass", `${path} ${gettext("Audio arrives steadily.")}`);
   }
 }
 
@@ -184,14 +207,14 @@ function checkEcho(stream) {
   }
 }
 
-/** Opens the check socket and measures the median of a few ping round trips. */
+/** Opens the check socket and measures the median of a few ping round trips; returns the open socket or null. */
 async function checkSocket() {
   let socket;
   try {
     socket = new WebSocket(socketUrl(root.dataset.wsCheckPath));
   } catch {
     report("socket", "fail", gettext("The connection could not be opened."), gettext("Reload the page and try again."));
-    return;
+    return null;
   }
   const times = [];
   try {
@@ -218,10 +241,9 @@ async function checkSocket() {
     report("socket", "fail",
       times.length ? gettext("The connection to the server stopped answering.") : gettext("Could not connect to the server."),
       gettext("Check your internet connection. Some company networks and proxies block WebSockets: try another network."));
-    return;
-  } finally {
     socket.onclose = null;
     if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
+    return null;
   }
   times.sort((a, b) => a - b);
   const median = Math.round(times[Math.floor(times.length / 2)]);
@@ -231,6 +253,46 @@ async function checkSocket() {
   } else {
     report("socket", "pass", detail);
   }
+  return socket;
+}
+
+/** What to do about an upstream check failure, by its code. */
+function upstreamFix(code) {
+  if (["upstream_auth", "upstream_not_found", "upstream_config"].includes(code)) {
+    return gettext("Conversations cannot start until this is fixed. Tell the person who runs this app.");
+  }
+  if (code === "rate_limited" || code === "check_running") return gettext("Wait a minute, then run the checks again.");
+  return gettext("Try again in a minute. If it keeps failing, tell the person who runs this app.");
+}
+
+/** Asks the server to open (and close) a session with the voice service, and reports its answer. */
+async function checkUpstream(socket) {
+  if (!socket) {
+    report("upstream", "fail", gettext("Not checked: there is no connection to the server."), gettext("Fix the connection first."));
+    return;
+  }
+  let answer;
+  try {
+    answer = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("timeout")), UPSTREAM_ANSWER_MS);
+      socket.onmessage = (event) => {
+        let message = null;
+        try { message = JSON.parse(event.data); } catch { return; }
+        if (message?.type === "upstream_check") { clearTimeout(timer); resolve(message); }
+      };
+      socket.onclose = () => { clearTimeout(timer); reject(new Error("closed")); };
+      socket.send(JSON.stringify({ type: "upstream_check" }));
+    });
+  } catch {
+    report("upstream", "fail", gettext("The server did not say whether the voice service answers."), upstreamFix(""));
+    return;
+  } finally {
+    socket.onclose = null;
+    socket.onmessage = null;
+    if (socket.readyState <= WebSocket.OPEN) socket.close(1000);
+  }
+  if (answer.ok) report("upstream", "pass", gettext("The voice service answers and accepts this app."));
+  else report("upstream", "fail", answer.message || gettext("The voice service could not be reached."), upstreamFix(answer.code));
 }
 
 async function run() {
@@ -247,7 +309,7 @@ async function run() {
     }
     await checkAudioPath(context, stream);
     checkEcho(stream);
-    await checkSocket();
+    await checkUpstream(await checkSocket());
     statusLine.textContent = gettext("Checks finished.");
   } finally {
     stream?.getTracks().forEach((track) => track.stop());
@@ -257,3 +319,4 @@ async function run() {
 }
 
 runButton.addEventListener("click", () => { run(); });
+runButton.disabled = false; // Rendered disabled: a click before this script ran would do nothing.

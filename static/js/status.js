@@ -16,6 +16,9 @@ function defaultText() {
     "assistant-speaking": gettext("Assistant is speaking. Speak to interrupt."),
     "assistant-speaking-ptt": gettext("Assistant is speaking. Hold the Talk button to interrupt."),
     "mic-blocked": gettext("The microphone is blocked. Allow it with the icon at the left of the address bar (or in the browser's site settings), then press Start again."),
+    reconnecting: gettext("Reconnecting…"),
+    unreachable: gettext("Cannot reach the server. Check your connection; retrying…"),
+    "no-audio": gettext("This browser cannot record audio on this page."),
     error: gettext("Stopped."),
   };
 }

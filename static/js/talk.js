@@ -1,14 +1,13 @@
 /**
  * Talk page entry point: wires the buttons, the microphone, the player and the socket together.
  */
-import { CaptureNode, openMicrophone } from "./audio/capture.js";
-import { PlayerNode } from "./audio/player.js";
 import { MicrophoneChooser, isMicBlocked, micErrorMessage } from "./devices.js";
 import { gettext } from "./i18n.js";
 import { LevelMeter } from "./meter.js";
 import { PushToTalk } from "./ptt.js";
 import { SettingsPanel } from "./settings-panel.js";
-import { TalkSocket, socketUrl } from "./socket.js";
+import { audioSupport, browserAudioFeatures } from "./conversation/capability.js";
+import { ConversationClient } from "./conversation/client.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
 
@@ -41,10 +40,20 @@ const app = {
   settings: savedSettings(),
   muted: false,
   pttHeld: false,
+  /** Test hook: drops the live socket as a network failure would; the page then resumes the conversation. */
+  dropSocket: () => session?.client?.dropSocket(),
+  /** The current conversation's bubbles as {itemId, role, text}. */
+  transcriptItems: () => transcript.items(),
 };
 window.voiceApp = app;
 
-const status = new Status(document.getElementById("status"), (state) => { app.state = state; });
+/** Every state the status line went through, newest last (capped): a test and debugging aid. */
+app.states = [];
+const status = new Status(document.getElementById("status"), (state) => {
+  app.state = state;
+  if (app.states.at(-1) !== state) app.states.push(state);
+  if (app.states.length > 200) app.states.shift();
+});
 
 /** Everything that belongs to one live conversation; replaced on each Start. */
 let session = null;
@@ -71,7 +80,7 @@ function showNotice(message) {
 
 /** Enables Start or Stop, whichever makes sense now; typing waits for `ready`. */
 function setRunning(running) {
-  startButton.disabled = running;
+  startButton.disabled = running || !support.ok;
   stopButton.disabled = !running;
   if (!running) setTextEnabled(false);
 }
@@ -97,23 +106,43 @@ function applyMode() {
   if (!ptt && session) session.pttOpen = false;
 }
 
+/** Whether this browser and page can record audio at all (https or localhost, AudioWorklet, getUserMedia). */
+const support = audioSupport(browserAudioFeatures(window));
+
+/**
+ * The audio modules, loaded on first use: they extend AudioWorkletNode, so importing them up front
+ * would break the whole page (and its explanation) in a browser or insecure page without it.
+ */
+let audioModules = null;
+function loadAudio() {
+  audioModules ??= Promise.all([import("./audio/capture.js"), import("./audio/player.js")])
+    .then(([capture, player]) => ({ ...capture, ...player }));
+  return audioModules;
+}
+
 /** Opens the mic and the audio graph first (so a blocked mic never opens a socket), then connects. */
 async function start() {
+  if (!support.ok) return;
   setRunning(true);
   showError("");
   showNotice("");
   status.set("connecting");
-  transcript.separate(root.dataset.textNewConversation || gettext("New conversation"));
+  // Continuing a stored conversation adds to its transcript; a new one starts below a divider.
+  if (!continueId) transcript.separate(root.dataset.textNewConversation || gettext("New conversation"));
   Object.assign(app.stats, freshStats()); // In place, so a reference held by a test stays live.
   app.lastTruncate = null;
   const s = {
-    socket: null, context: null, capture: null, player: null, ready: false, itemId: null,
+    client: null, context: null, capture: null, player: null, ready: false, itemId: null,
     interrupted: new Set(), closed: false, pttOpen: false, pttSequence: Promise.resolve(),
+    // Items the current upstream session spoke: after a rollover or resume the new session holds older
+    // replies as text only, and refuses a truncate for them.
+    truncatable: new Set(),
   };
   session = s;
   let stream = null;
   try {
     s.context = new AudioContext({ latencyHint: "interactive" }); // Native rate: Firefox refuses a forced 24 kHz with a mic.
+    const { CaptureNode, PlayerNode, openMicrophone } = await loadAudio();
     stream = await openMicrophone(microphones.deviceId);
     microphones.refresh(); // Labels become readable once permission is granted.
     if (session !== s) return stream.getTracks().forEach((t) => t.stop()); // Stop was pressed meanwhile.
@@ -130,7 +159,7 @@ async function start() {
   attachCapture(s, s.capture);
   s.player.addEventListener("playback", (event) => onPlayback(s, event.detail));
   s.player.addEventListener("processorerror", () => broken(s));
-  s.socket = connect(s);
+  s.client = connect(s);
 }
 
 const broken = (s) => finish(s, "error", gettext("Audio processing stopped unexpectedly. Press Start to try again."));
@@ -168,7 +197,8 @@ function onBatch(s, pcm, level) {
   } else if (app.muted) {
     frame = silent(pcm.byteLength);
   }
-  if (s.socket.sendAudio(frame)) app.stats.bytesSent += frame.byteLength;
+  // While reconnecting the client drops frames rather than queue them: stale speech must not arrive late.
+  if (s.client.sendAudio(frame)) app.stats.bytesSent += frame.byteLength;
 }
 
 /** Mirrors the worklet's counters and moves the status when the assistant starts or stops being heard. */
@@ -188,7 +218,8 @@ async function bargeIn(s) {
   const { itemId, playedMs } = await s.player.interrupt();
   if (!itemId) return; // Playback had already finished: nothing to truncate.
   s.interrupted.add(itemId); // Frames still in flight for this item must not play.
-  s.socket.send({ type: "truncate", item_id: itemId, audio_end_ms: playedMs });
+  if (!s.truncatable.has(itemId)) return; // Spoken by an earlier upstream session: stopping playback is enough.
+  s.client.send({ type: "truncate", item_id: itemId, audio_end_ms: playedMs });
   app.stats.truncates++;
   app.lastTruncate = { itemId, playedMs };
 }
@@ -207,7 +238,7 @@ function pttPress() {
   status.set("user-speaking");
   s.pttSequence = s.pttSequence.then(async () => {
     if (s.player.status.active) await bargeIn(s);
-    s.socket.send({ type: "press" });
+    s.client.send({ type: "press" });
     s.pttOpen = true;
   });
 }
@@ -222,34 +253,136 @@ function pttRelease() {
   s.pttSequence = s.pttSequence.then(() => {
     s.pttOpen = false;
     if (s.closed) return;
-    s.socket.send({ type: "commit" });
+    s.client.send({ type: "commit" });
     if (status.state === "user-speaking") status.set("thinking");
   });
 }
 
 const pushToTalk = new PushToTalk(pttButton, { onPress: pttPress, onRelease: pttRelease });
 
-/** The conversation the page was opened to continue; only the first Start continues it. */
+/** The conversation the next Start continues: the one the page was opened with, or one that failed. */
 let continueId = root.dataset.conversationId || null;
 
-/** Opens the socket for session `s` and routes each server message to the page. */
+/** Opens the conversation client for session `s`; it resumes on a new socket by itself after a drop. */
 function connect(s) {
-  const socket = new TalkSocket(socketUrl(root.dataset.wsPath, continueId));
-  continueId = null; // Start after Stop opens a new conversation.
-  socket
-    .on("message", (msg) => { app.stats.messages[msg.type] = (app.stats.messages[msg.type] || 0) + 1; })
-    .on("audio", (buffer) => {
+  const client = new ConversationClient({
+    path: root.dataset.wsPath,
+    conversationId: continueId,
+    onState: (change) => onClientState(s, change),
+    onMessage: (msg) => onMessage(s, msg),
+    onAudio: (buffer) => {
       if (s.itemId && !s.interrupted.has(s.itemId)) s.player.enqueue(s.itemId, buffer);
-    })
-    .on("ready", (msg) => {
+    },
+  });
+  continueId = null; // Start after Stop opens a new conversation.
+  client.start();
+  return client;
+}
+
+/** Puts the conversation's id in the address bar, so a reload continues it instead of starting afresh. */
+function rememberConversation(id) {
+  const url = new URL(window.location.href);
+  if (url.searchParams.get("conversation") === id) return;
+  url.searchParams.set("conversation", id);
+  window.history.replaceState(window.history.state, "", url);
+}
+
+/** Follows the client's state: live, reconnecting (audio held back), ended or failed. */
+function onClientState(s, change) {
+  if (session !== s || s.closed) return;
+  switch (change.state) {
+    case "connecting":
+      status.set("connecting");
+      break;
+    case "live":
       s.ready = true;
-      app.conversationId = msg.conversation_id;
-      if (msg.settings) app.settings = msg.settings;
+      if (s.fatal) { s.fatal = false; showError(""); } // The problem that ended the last socket is over.
+      status.element.dataset.attempt = "";
       applyMode();
       setTextEnabled(true);
       status.set("listening");
-    })
-    .on("settings_applied", (msg) => {
+      break;
+    case "reconnecting":
+      s.ready = false;
+      s.pttOpen = false;
+      setSpeaking(false);
+      setTextEnabled(false);
+      applyMode();
+      if (change.reason !== "upstream") {
+        // The server cancels a reply in progress when the socket drops: stop playing what is left of it.
+        s.player.interrupt();
+        s.itemId = null;
+        assistantVoice.dataset.active = "false";
+        if (change.reason === "unreachable") checkStillSignedIn(s);
+      }
+      status.element.dataset.attempt = String(change.attempt ?? "");
+      status.set(change.reason === "unreachable" ? "unreachable" : "reconnecting");
+      break;
+    case "ended":
+      finish(s, "idle", "");
+      break;
+    case "failed":
+      onFailed(s, change);
+      break;
+  }
+}
+
+/** The socket closed for good: say why in plain words, and let Start continue the conversation where that helps. */
+function onFailed(s, change) {
+  if (change.outcome === "login") {
+    finish(s, "error", change.message);
+    goToLogin();
+    return;
+  }
+  let message = s.fatal ? null : change.message; // A fatal `error` already said why, in better words.
+  if (change.exhausted) {
+    message = change.reachable
+      ? gettext("The connection to the server was lost and could not be restored. Press Start to continue the conversation.")
+      : gettext("Cannot reach the server. Check your connection, then press Start to continue the conversation.");
+  }
+  // The conversation is stored: Start continues it, unless it is gone or another tab has it now.
+  const continuable = app.conversationId && change.outcome !== "replaced" && change.code !== 4004;
+  finish(s, "error", message);
+  if (continuable) continueId = app.conversationId;
+}
+
+/** Sends the user to sign in, coming back to this conversation afterwards. */
+function goToLogin() {
+  const next = app.conversationId ? `${window.location.pathname}?conversation=${encodeURIComponent(app.conversationId)}` : window.location.pathname;
+  window.location.assign(`${root.dataset.loginUrl}?next=${encodeURIComponent(next)}`);
+}
+
+/**
+ * A socket refused before it opens looks like a network failure to the page (the browser reports
+ * 1006, never 4001). When a retry fails that way, ask the page itself: a redirect means signed out.
+ */
+async function checkStillSignedIn(s) {
+  let response;
+  try {
+    response = await fetch(window.location.pathname, { method: "HEAD", redirect: "manual", cache: "no-store" });
+  } catch {
+    return; // The server is unreachable: keep retrying.
+  }
+  if (response.type === "opaqueredirect" && session === s && !s.closed) {
+    finish(s, "error", gettext("You are not signed in any more. Sign in again, then press Start."));
+    goToLogin();
+  }
+}
+
+/** Routes one server message: the transcript model takes what is about the transcript, the page the rest. */
+function onMessage(s, msg) {
+  app.stats.messages[msg.type] = (app.stats.messages[msg.type] || 0) + 1;
+  if (session !== s || s.closed) return;
+  transcript.apply(msg);
+  switch (msg.type) {
+    case "ready":
+      s.truncatable.clear(); // A new upstream session: nothing it holds has been spoken yet.
+      app.conversationId = msg.conversation_id;
+      rememberConversation(msg.conversation_id);
+      if (msg.settings) app.settings = msg.settings;
+      if (msg.continued) showNotice(gettext("Continuing the conversation: the assistant remembers what was said."));
+      break;
+    case "settings_applied":
       if (msg.settings) app.settings = msg.settings;
       applyMode();
       if (msg.voice_locked) {
@@ -258,43 +391,38 @@ function connect(s) {
         showNotice(gettext("Settings applied to this conversation."));
       }
       if (status.state === "listening") status.set("listening"); // Refresh the words for the mode.
-    })
-    .on("speech_started", () => {
+      break;
+    case "speech_started":
       setSpeaking(true);
       status.set("user-speaking");
       bargeIn(s);
-    })
-    .on("speech_stopped", () => {
+      break;
+    case "speech_stopped":
       setSpeaking(false);
       status.set("thinking");
-    })
-    .on("user_item", (msg) => {
+      break;
+    case "user_item":
       if (!s.fatal) showError(""); // A new turn makes an earlier non-fatal problem stale.
-      transcript.ensure("user", msg.item_id, "…");
-    })
-    .on("assistant_item", (msg) => {
+      break;
+    case "assistant_item":
       s.itemId = msg.item_id;
-      transcript.ensure("assistant", msg.item_id);
-    })
-    .on("transcript", (msg) => transcript.append(msg.role, msg.item_id, msg.delta))
-    .on("transcript_done", (msg) => transcript.finish(msg.role, msg.item_id, msg.text))
-    .on("audio_done", (msg) => s.player.end(msg.item_id))
-    .on("response_done", () => {
+      s.truncatable.add(msg.item_id);
+      break;
+    case "audio_done":
+      s.player.end(msg.item_id);
+      break;
+    case "response_done":
       s.player.end();
       // A response without audio never moves the status to speaking, so return to listening here.
       if (status.state === "thinking" && !s.player.status.active) status.set("listening");
-    })
-    .on("truncated", (msg) => transcript.markInterrupted(msg.item_id))
-    .on("error", (msg) => {
+      break;
+    case "error":
+      app.lastError = { code: msg.code, message: msg.message, fatal: Boolean(msg.fatal) };
       showError(msg.message || gettext("Something went wrong."));
       if (msg.fatal) { s.fatal = true; status.set("error"); }
       else if (status.state === "thinking" && !s.player.status.active) status.set("listening"); // e.g. too_short.
-    })
-    .on("close", ({ code, message }) => {
-      if (s.closed) return; // We closed it ourselves with Stop.
-      finish(s, code === 1000 ? "idle" : "error", s.fatal ? null : code === 1000 ? "" : message);
-    });
-  return socket;
+      break;
+  }
 }
 
 /** Tears down one session: mic off, playback silenced, socket closed; the transcript stays. */
@@ -303,7 +431,7 @@ function finish(s, state, message) {
   s.closed = true;
   s.ready = false;
   s.capture?.stop();
-  s.socket?.close(1000);
+  s.client?.stop();
   s.context?.close().catch(() => {});
   if (session === s) {
     session = null;
@@ -322,6 +450,7 @@ function finish(s, state, message) {
 async function switchMicrophone(deviceId, notice = "") {
   const s = session;
   if (!s?.capture || s.closed) return;
+  const { CaptureNode, openMicrophone } = await loadAudio();
   let stream;
   try {
     stream = await openMicrophone(deviceId);
@@ -370,7 +499,7 @@ function sendText() {
   const s = session;
   const text = textInput.value.trim();
   if (!s?.ready || !text) return;
-  const send = () => s.socket.send({ type: "text", text });
+  const send = () => s.client.send({ type: "text", text });
   // Typing over the assistant interrupts it, like speaking over it.
   if (s.player.status.active) bargeIn(s).then(send);
   else send();
@@ -394,7 +523,7 @@ if (settingsForm) {
   new SettingsPanel(settingsForm, {
     onSaved: (settings) => {
       if (session?.ready) {
-        session.socket.send({ type: "apply_settings" }); // The live session answers with settings_applied.
+        session.client.send({ type: "apply_settings" }); // The live session answers with settings_applied.
       } else {
         app.settings = { ...app.settings, ...settings };
         applyMode();
@@ -403,6 +532,11 @@ if (settingsForm) {
   });
 }
 
+if (!support.ok) {
+  // Said before anyone presses Start: this is not the server's fault, and retrying will not help.
+  status.set("no-audio");
+  showError(support.message);
+}
 startButton.addEventListener("click", () => { start(); });
 stopButton.addEventListener("click", () => { if (session) finish(session, "idle", ""); });
 muteButton.addEventListener("click", () => setMuted(!app.muted));

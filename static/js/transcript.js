@@ -1,8 +1,13 @@
 /**
- * Transcript bubbles: one per conversation item, in the order the items took their place.
+ * Transcript bubbles drawn from the transcript model (conversation/transcript-model.js).
+ *
+ * The model decides what the transcript holds; this view only keeps the DOM in step with it,
+ * and all model and user text goes in through textContent.
  */
-
 import { gettext } from "./i18n.js";
+import {
+  emptyTranscript, itemEntry, noTranscriptText, reduce, separate, transcriptFailedText, transcriptOf,
+} from "./conversation/transcript-model.js";
 
 /** The label above a bubble, in the page's language. */
 function label(role) {
@@ -11,74 +16,86 @@ function label(role) {
   return role;
 }
 
-/** Keeps one bubble per item id inside the transcript region; all text goes in through textContent. */
+/** Reads the server-rendered bubbles of a stored conversation into entries, adopting their elements. */
+function readStored(container, elements) {
+  const entries = [];
+  for (const node of container.children) {
+    if (node.matches(".bubble[data-item-id]")) {
+      const entry = itemEntry(node.dataset.role, node.dataset.itemId, {
+        text: node.querySelector(".text")?.textContent ?? "",
+        done: true,
+        interrupted: node.classList.contains("interrupted"),
+        problem: node.querySelector(".problem")?.textContent ?? "",
+        transcriptFailed: node.classList.contains("transcript-failed"),
+      });
+      entries.push(entry);
+      elements.set(entry.key, node);
+    }
+  }
+  return entries;
+}
+
 export class Transcript {
   constructor(container) {
     this.container = container;
-    this.bubbles = new Map();
+    this.elements = new Map(); // key → element
+    this.drawn = new Map(); // key → the entry the element shows
+    const stored = readStored(container, this.elements);
+    this.model = stored.length ? transcriptOf(stored) : emptyTranscript();
+    for (const entry of this.model.entries) this.drawn.set(entry.key, entry);
   }
 
-  /** Returns the bubble for `itemId`, creating it at the end when the item is new. */
-  ensure(role, itemId, placeholder = "") {
-    let bubble = this.bubbles.get(itemId);
-    if (bubble) return bubble;
-    bubble = document.createElement("div");
-    bubble.className = "bubble pending";
-    bubble.dataset.role = role;
-    bubble.dataset.itemId = itemId;
-    const who = document.createElement("span");
-    who.className = "who";
-    who.textContent = label(role);
-    const text = document.createElement("p");
-    text.className = "text";
-    text.textContent = placeholder;
-    bubble.append(who, text);
-    this.bubbles.set(itemId, bubble);
-    this.stickToBottom(() => this.container.append(bubble));
-    return bubble;
-  }
-
-  /** Appends a transcript piece; a user transcript fills the bubble made earlier by user_item. */
-  append(role, itemId, delta) {
-    const bubble = this.ensure(role, itemId);
-    const text = bubble.querySelector(".text");
-    // The "…" placeholder is replaced by the first real piece of text.
-    if (bubble.classList.contains("pending")) {
-      text.textContent = "";
-      bubble.classList.remove("pending");
-    }
-    this.stickToBottom(() => text.append(delta));
-  }
-
-  /** Replaces the bubble's text with the item's final transcript. */
-  finish(role, itemId, finalText) {
-    const bubble = this.ensure(role, itemId);
-    bubble.classList.remove("pending");
-    bubble.classList.add("done");
-    // An empty final transcript (nothing was recognised) keeps whatever was shown rather than blanking it.
-    if (finalText || !bubble.querySelector(".text").textContent) {
-      bubble.querySelector(".text").textContent = finalText || gettext("(no transcript)");
-    }
-  }
-
-  /** Marks an assistant bubble as cut short by the user. */
-  markInterrupted(itemId) {
-    const bubble = this.bubbles.get(itemId);
-    if (!bubble || bubble.classList.contains("interrupted")) return;
-    bubble.classList.add("interrupted");
-    const note = document.createElement("span");
-    note.className = "note";
-    note.textContent = gettext("(interrupted)");
-    bubble.append(note);
+  /** Applies one server message. */
+  apply(message) {
+    this.set(reduce(this.model, message));
   }
 
   /** Adds a visual break before a new conversation, keeping the previous one readable above it. */
-  separate(label) {
-    if (!this.container.lastElementChild) return;
-    const divider = document.createElement("p");
-    divider.className = "divider";
-    divider.textContent = label;
-    this.container.append(divider);
+  separate(text) {
+    this.set(separate(this.model, text));
+  }
+
+  /** The current conversation's bubbles as {itemId, role, text}: a test and debugging aid. */
+  items() {
+    return this.model.entries.slice(this.model.start)
+      .filter((e) => e.kind === "item")
+      .map((e) => ({ itemId: e.key, role: e.role, text: e.text }));
+  }
+
+  set(model) {
+    if (model === this.model) return;
+    this.model = model;
+    this.stickToBottom(() => this.draw());
+  }
+
+  /** Creates, updates, orders and removes elements so the container shows the model. */
+  draw() {
+    const keep = new Set();
+    let previous = null;
+    for (const entry of this.model.entries) {
+      keep.add(entry.key);
+      let element = this.elements.get(entry.key);
+      if (!element || this.drawn.get(entry.key)?.kind !== entry.kind) {
+        element?.remove();
+        element = document.createElement(entry.kind === "item" ? "div" : "p");
+        this.elements.set(entry.key, element);
+        this.drawn.delete(entry.key);
+      }
+      if (this.drawn.get(entry.key) !== entry) {
+        fill(element, entry);
+        this.drawn.set(entry.key, entry);
+      }
+      const wanted = previous ? previous.nextSibling : this.container.firstChild;
+      if (wanted !== element) this.container.insertBefore(element, wanted);
+      previous = element;
+    }
+    for (const [key, element] of this.elements) {
+      if (!keep.has(key)) {
+        element.remove();
+        this.elements.delete(key);
+        this.drawn.delete(key);
+      }
+    }
   }
 
   /** Runs a DOM change and keeps the view pinned to the newest text unless the user scrolled up to read. */
@@ -88,4 +105,43 @@ export class Transcript {
     change();
     if (atBottom) c.scrollTop = c.scrollHeight;
   }
+}
+
+/** Makes `element` show `entry`: a bubble, a quiet note or a divider. */
+function fill(element, entry) {
+  if (entry.kind === "divider") {
+    element.className = "divider";
+    element.textContent = entry.text;
+    return;
+  }
+  if (entry.kind === "note") {
+    element.className = "transcript-note";
+    element.textContent = entry.text;
+    return;
+  }
+  element.className = "bubble";
+  element.classList.toggle("pending", entry.pending);
+  element.classList.toggle("done", entry.done);
+  element.classList.toggle("interrupted", entry.interrupted);
+  element.classList.toggle("transcript-failed", entry.transcriptFailed);
+  element.classList.toggle("cut-short", Boolean(entry.problem));
+  element.dataset.role = entry.role;
+  element.dataset.itemId = entry.key;
+  const who = document.createElement("span");
+  who.className = "who";
+  who.textContent = label(entry.role);
+  const text = document.createElement("p");
+  text.className = "text";
+  text.textContent = entry.text || (entry.done && !entry.transcriptFailed ? noTranscriptText() : "");
+  const parts = [who, text];
+  const note = (className, words) => {
+    const span = document.createElement("span");
+    span.className = className;
+    span.textContent = words;
+    parts.push(span);
+  };
+  if (entry.transcriptFailed) note("note transcript-failed-note", transcriptFailedText());
+  if (entry.interrupted) note("note", gettext("(interrupted)"));
+  if (entry.problem) note("note problem", entry.problem);
+  element.replaceChildren(...parts);
 }
