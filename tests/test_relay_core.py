@@ -83,6 +83,11 @@ def test_a_truncate_is_clamped_to_the_audio_forwarded():
     assert upstream(effects) == [{"type": "conversation.item.truncate", "item_id": "a1", "content_index": 0, "audio_end_ms": 300}]
     refused = c.on_browser(BrowserCommand("truncate", item_id="nope", audio_end_ms=5))
     assert browser(refused)[0]["code"] == "unknown_item" and not upstream(refused)
+    # After a new session took over, the old reply is text there: cutting it would be refused by the service.
+    facts, _ = c.open_session()
+    c.switch_to(facts)
+    stale = c.on_browser(BrowserCommand("truncate", item_id="a1", audio_end_ms=100))
+    assert browser(stale)[0]["code"] == "unknown_item" and not upstream(stale)
 
 
 def test_a_truncated_reply_keeps_the_heard_length_when_the_conversation_ends():

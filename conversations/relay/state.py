@@ -92,6 +92,7 @@ class SessionFacts:
     speech_start_ms: dict[str, int] = field(default_factory=dict)
     awaiting_transcripts: set[str] = field(default_factory=set)
     seeded_ids: set[str] = field(default_factory=set)
+    spoken_ids: set[str] = field(default_factory=set)  # assistant items with audio in this session: truncatable
 
 
 class RelayCore:
@@ -241,6 +242,7 @@ class RelayCore:
         if item is None:
             item = self._add(item_id, "assistant", [], response_id=facts.response_id or "")
         item.audio_bytes += nbytes
+        facts.spoken_ids.add(item_id)
         if facts.response_id is not None and not facts.response_item:
             facts.response_item = item_id
         facts.assistant_spoke = True
@@ -435,7 +437,8 @@ class RelayCore:
         out: list[Effect] = []
         if command.type == "truncate":
             item = self.items.get(command.item_id)
-            if item is None or item.role != "assistant" or item.stored:
+            # Only this session's audio can be cut: an earlier session's reply is text to the current one.
+            if item is None or item.role != "assistant" or command.item_id not in s.spoken_ids:
                 return [ToBrowser(_error("unknown_item", "There is no assistant reply with that id to interrupt."))]
             # Clamp to what was forwarded: the service rejects a cut past the end of the audio.
             heard_ms = min(command.audio_end_ms, item.audio_bytes // BYTES_PER_MS)
