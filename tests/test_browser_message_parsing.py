@@ -221,7 +221,8 @@ def test_dumps_refuses_to_write_invalid_json(value):
 
 
 def test_dumps_escapes_lone_surrogates_so_the_frame_is_valid_utf8():
-    dumps({"type": "error", "message": "\ud800"}).encode("utf-8")
+    frame = dumps({"type": "error", "message": "\ud800"})
+    assert frame.encode("utf-8") == b'{"type":"error","message":"\\ud800"}'
 
 
 def test_an_oversize_odd_frame_is_too_large_rather_than_odd():
