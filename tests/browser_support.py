@@ -10,6 +10,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conversations.realtime.simulator import RealtimeSimulator
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -108,7 +112,7 @@ def chromium_args(wav: Path | None, *, fake_ui: bool = True) -> list[str]:
 
 
 @contextmanager
-def simulator_thread(**kwargs) -> Iterator["RealtimeSimulator"]:
+def simulator_thread(**kwargs) -> Iterator[RealtimeSimulator]:
     """Run a RealtimeSimulator on its own event loop in a thread, so a sync test can read `received`."""
     import asyncio
     import threading

@@ -22,12 +22,9 @@ async def simulator():
 @pytest.fixture
 def use_simulator(settings, simulator):
     """Point the app at the test simulator as if it were an Azure endpoint (GA dialect)."""
-    settings.REALTIME_SIMULATED = False
-    settings.AZURE_OPENAI_ENDPOINT = simulator.url
-    settings.AZURE_OPENAI_API_KEY = "sim-key"
-    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
-    settings.AZURE_OPENAI_API_VERSION = ""
-    settings.OPENAI_API_KEY = ""
+    from .relay import point_at
+
+    point_at(settings, simulator)
     settings.REALTIME_CONNECT_TIMEOUT = 5.0
     return simulator
 

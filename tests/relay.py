@@ -11,6 +11,16 @@ from channels.testing import WebsocketCommunicator
 ORIGIN = b"http://localhost"
 
 
+def point_at(settings, sim, *, api_version: str = "", deployment: str = "gpt-realtime") -> None:
+    """Point the app at a test simulator as if it were an Azure endpoint (GA unless an api-version is given)."""
+    settings.REALTIME_SIMULATED = False
+    settings.AZURE_OPENAI_ENDPOINT = sim.url
+    settings.AZURE_OPENAI_API_KEY = "sim-key"
+    settings.AZURE_OPENAI_DEPLOYMENT = deployment
+    settings.AZURE_OPENAI_API_VERSION = api_version
+    settings.OPENAI_API_KEY = ""
+
+
 def communicator(cookie: bytes | None, *, origin: bytes = ORIGIN, path: str = "/ws/talk/") -> WebsocketCommunicator:
     """A communicator for the full `voiceapp.asgi.application`, with routing, auth and origin checks."""
     from voiceapp.asgi import application

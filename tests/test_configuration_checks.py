@@ -1,10 +1,7 @@
 """`manage.py check` explains realtime settings that cannot work, and names the target it will use."""
 from __future__ import annotations
 
-from io import StringIO
 
-import pytest
-from django.core.management import call_command
 
 from conversations.checks import realtime_settings_check
 from conversations.realtime.client import GA, PREVIEW

@@ -5,17 +5,9 @@ from channels.db import database_sync_to_async
 from conversations.models import Conversation, Turn
 from conversations.realtime.simulator import RealtimeSimulator
 
-from .relay import Transcript, collect, communicator
+from .relay import Transcript, collect, communicator, point_at
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("end_live_conversations")]
-
-
-def _point_at(settings, sim: RealtimeSimulator) -> None:
-    settings.REALTIME_SIMULATED = False
-    settings.AZURE_OPENAI_ENDPOINT = sim.url
-    settings.AZURE_OPENAI_API_KEY = "sim-key"
-    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
-    settings.AZURE_OPENAI_API_VERSION = ""
 
 
 @database_sync_to_async
@@ -25,7 +17,7 @@ def _turns(conversation_id):
 
 async def test_closing_the_tab_mid_reply_keeps_what_was_said(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -48,7 +40,7 @@ async def test_closing_the_tab_mid_reply_keeps_what_was_said(settings, cookie):
 async def test_an_upstream_that_keeps_dropping_ends_the_conversation_after_the_tries(settings, cookie):
     settings.RELAY_RECONNECT_TRIES = 3
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, drop_after_events=2) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: False)
@@ -129,7 +121,7 @@ async def test_keyless_azure_sends_an_entra_token_or_reports_the_credentials(use
 
 async def test_a_reply_cut_mid_stream_keeps_the_heard_length_when_the_tab_closes(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))

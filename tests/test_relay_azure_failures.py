@@ -10,21 +10,13 @@ from conversations.models import Conversation, Turn, Usage
 from conversations.realtime.simulator import RealtimeSimulator
 
 from .audio import silence, speech
-from .relay import Transcript, collect, communicator, send_pcm
+from .relay import Transcript, collect, communicator, point_at, send_pcm
 
 pytestmark = [
     pytest.mark.asyncio,
     pytest.mark.django_db(transaction=True),
     pytest.mark.usefixtures("end_live_conversations"),
 ]
-
-
-def _point_at(settings, sim: RealtimeSimulator, *, api_version: str = "") -> None:
-    settings.REALTIME_SIMULATED = False
-    settings.AZURE_OPENAI_ENDPOINT = sim.url
-    settings.AZURE_OPENAI_API_KEY = "sim-key"
-    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
-    settings.AZURE_OPENAI_API_VERSION = api_version
 
 
 def _done(seen: Transcript, n: int = 1) -> bool:
@@ -57,7 +49,7 @@ async def test_a_rejected_session_update_stops_with_the_parameter_named_and_neve
         await database_sync_to_async(user.save)()
     param = "session.audio.input.transcription.model"
     async with RealtimeSimulator(api_key="sim-key", strict=True, reject_session_update_param=param) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         seen = await _until_closed(comm, await _open(comm))
         await comm.disconnect()
@@ -84,7 +76,7 @@ async def test_a_reply_that_fails_or_is_cut_is_explained_and_stored_on_its_turn(
     settings, cookie, outcome, status, reason, words
 ):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         sim.next_responses([outcome])
         comm = communicator(cookie)
         seen = await _open(comm)
@@ -107,7 +99,7 @@ async def test_a_reply_that_fails_or_is_cut_is_explained_and_stored_on_its_turn(
 
 async def test_a_server_error_mid_session_is_reported_in_plain_words_and_the_conversation_goes_on(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         seen = await _open(comm)
         assert await sim.inject_server_error() == 1
@@ -122,7 +114,7 @@ async def test_a_server_error_mid_session_is_reported_in_plain_words_and_the_con
 
 async def test_repeated_transcription_failures_give_one_message_then_a_quiet_marker(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, transcription_failures=2) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         seen = await _open(comm)
         for turn in (1, 2):
@@ -142,7 +134,7 @@ async def test_a_message_or_press_while_a_reply_runs_cancels_it_first_and_never_
     settings, cookie, command
 ):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         seen = await _open(comm)
         await comm.send_to(text_data='{"type":"text","text":"Please talk for a while about rivers"}')
@@ -168,7 +160,7 @@ async def test_a_handshake_400_is_a_configuration_problem_not_a_retry(settings, 
         user.is_staff = True
         await database_sync_to_async(user.save)()
     async with RealtimeSimulator(api_key="sim-key", strict=True, deployments={"chat": "gpt-4o"}) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         settings.AZURE_OPENAI_DEPLOYMENT = "chat"
         comm = communicator(cookie)
         seen = await _until_closed(comm, await _open(comm))
@@ -186,7 +178,7 @@ async def test_a_session_that_ends_under_the_conversation_is_replaced_and_the_tu
     settings, cookie, how, api_version
 ):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
-        _point_at(settings, sim, api_version=api_version)
+        point_at(settings, sim, api_version=api_version)
         comm = communicator(cookie)
         seen = await _open(comm)
         await comm.send_to(text_data='{"type":"text","text":"Remember the number seven"}')
@@ -233,7 +225,7 @@ async def test_a_session_that_ends_under_the_conversation_is_replaced_and_the_tu
 
 async def test_reconnect_tries_back_off_and_a_later_try_succeeds(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         seen = await _open(comm)
         sim.refuse_next(503, n=2)

@@ -10,7 +10,7 @@ from conversations.models import Conversation, Turn, Usage
 from conversations.realtime.simulator import RealtimeSimulator
 
 from .conftest import session_cookie_for
-from .relay import Transcript, collect, communicator
+from .relay import Transcript, collect, communicator, point_at
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -19,14 +19,6 @@ pytestmark = [
 ]
 
 PREVIEW = "2025-04-01-preview"
-
-
-def _point_at(settings, sim: RealtimeSimulator, *, api_version: str = "") -> None:
-    settings.REALTIME_SIMULATED = False
-    settings.AZURE_OPENAI_ENDPOINT = sim.url
-    settings.AZURE_OPENAI_API_KEY = "sim-key"
-    settings.AZURE_OPENAI_DEPLOYMENT = "gpt-realtime"
-    settings.AZURE_OPENAI_API_VERSION = api_version
 
 
 def _answers(seen: Transcript) -> int:
@@ -53,7 +45,7 @@ async def test_a_session_near_its_end_is_replaced_between_turns_and_seeded_with_
 ):
     assistant_type = "text" if api_version else "output_text"
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=3.0) as sim:
-        _point_at(settings, sim, api_version=api_version)
+        point_at(settings, sim, api_version=api_version)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -92,7 +84,7 @@ async def test_a_session_near_its_end_is_replaced_between_turns_and_seeded_with_
 
 async def test_a_resume_of_another_users_conversation_is_refused_with_4004(settings, cookie, django_user_model):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -118,7 +110,7 @@ async def test_a_socket_dropped_mid_reply_and_back_within_the_grace_period_resum
     settings, cookie
 ):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=True) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -152,7 +144,7 @@ async def test_a_socket_dropped_mid_reply_and_back_within_the_grace_period_resum
 async def test_a_browser_that_does_not_come_back_ends_the_conversation_after_the_grace_period(settings, cookie):
     settings.RELAY_GRACE_SECONDS = 0.5
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -170,7 +162,7 @@ async def test_a_browser_that_does_not_come_back_ends_the_conversation_after_the
 @pytest.mark.parametrize("api_version", ["", PREVIEW], ids=["ga", "preview"])
 async def test_an_ended_conversation_continues_in_a_new_session_that_knows_what_was_said(settings, cookie, api_version):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim, api_version=api_version)
+        point_at(settings, sim, api_version=api_version)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -199,7 +191,7 @@ async def test_an_ended_conversation_continues_in_a_new_session_that_knows_what_
 
 async def test_a_second_tab_takes_the_conversation_over_and_the_first_is_told(settings, cookie):
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         first = communicator(cookie)
         await first.connect()
         seen = await collect(first, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -224,7 +216,7 @@ async def test_whatever_a_handler_raises_the_conversation_is_stored_ended_and_up
     from conversations.relay.state import RelayCore
 
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
@@ -262,7 +254,7 @@ async def test_logging_out_ends_the_socket_and_its_conversation(settings, user):
     from django.test import AsyncClient
 
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         client = AsyncClient()
         await client.aforce_login(user)
         cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}".encode()
@@ -284,7 +276,7 @@ async def test_commands_on_a_socket_whose_login_session_is_gone_are_refused(sett
     from django.contrib.sessions.models import Session
 
     async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
-        _point_at(settings, sim)
+        point_at(settings, sim)
         cookie = await database_sync_to_async(session_cookie_for)(user)
         comm = communicator(cookie)
         await comm.connect()

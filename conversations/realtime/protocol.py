@@ -171,7 +171,7 @@ INPUT_CLEAR: dict[str, Any] = {"type": "input_audio_buffer.clear"}
 # Errors the browser should not see: the first is benign after server VAD consumed the buffer.
 QUIET_ERROR_CODES = frozenset({"input_audio_buffer_commit_empty", "response_cancel_not_active"})
 
-_AUDIO_DELTA = frozenset({"response.audio.delta", "response.output_audio.delta"})
+AUDIO_DELTA_TYPES = frozenset({"response.audio.delta", "response.output_audio.delta"})
 _AUDIO_DONE = frozenset({"response.audio.done", "response.output_audio.done"})
 _TRANSCRIPT_DELTA = frozenset(
     {
@@ -261,7 +261,7 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
     """
     kind = _str(event.get("type"))
     item_id = _str(event.get("item_id"))
-    if kind in _AUDIO_DELTA:
+    if kind in AUDIO_DELTA_TYPES:
         try:
             pcm = base64.b64decode(_str(event.get("delta")))
         except ValueError:
@@ -344,7 +344,10 @@ MAX_MESSAGE_CHARS = 64 * 1024
 MAX_AUDIO_END_MS = 24 * 60 * 60 * 1000
 # `t` is echoed only when JavaScript reads it back as the same number.
 MAX_SAFE_INTEGER = 2**53 - 1
-BROWSER_MESSAGE_TYPES = frozenset({"truncate", "text", "press", "commit", "cancel", "apply_settings", "ping"})
+# `upstream_check` is the check socket's; the talk socket answers it as unknown.
+BROWSER_MESSAGE_TYPES = frozenset(
+    {"truncate", "text", "press", "commit", "cancel", "apply_settings", "ping", "upstream_check"}
+)
 
 
 class BrowserMessageError(ValueError):
@@ -359,7 +362,7 @@ class BrowserMessageError(ValueError):
 class BrowserCommand:
     """A validated browser control message."""
 
-    type: Literal["truncate", "text", "press", "commit", "cancel", "apply_settings", "ping"]
+    type: Literal["truncate", "text", "press", "commit", "cancel", "apply_settings", "ping", "upstream_check"]
     item_id: str = ""
     audio_end_ms: int = 0  # 0..MAX_AUDIO_END_MS
     text: str = ""  # stripped, 1..MAX_TEXT_CHARS, valid Unicode (no lone surrogates)
@@ -447,7 +450,7 @@ def parse_browser_message(raw: str) -> BrowserCommand:
         return BrowserCommand("text", text=text)
     if kind == "ping":
         return BrowserCommand("ping", t=_echoable(data.get("t")))
-    return BrowserCommand(kind)  # type: ignore[arg-type]  # press, commit, cancel, apply_settings
+    return BrowserCommand(kind)  # type: ignore[arg-type]  # press, commit, cancel, apply_settings, upstream_check
 
 
 def check_audio_frame(frame: bytes) -> None:
@@ -458,6 +461,11 @@ def check_audio_frame(frame: bytes) -> None:
         raise BrowserMessageError("audio_frame_too_large", "Audio frames must be at most one second long.")
     if len(frame) % 2:
         raise BrowserMessageError("invalid_audio", "Audio frames must be 16-bit PCM (an even number of bytes).")
+
+
+def error_message(code: str, message: str, *, fatal: bool = False) -> dict[str, Any]:
+    """The browser's `error` message: plain words, and whether the socket closes next."""
+    return {"type": "error", "code": code, "message": message, "fatal": fatal}
 
 
 def dumps(message: dict[str, Any]) -> str:

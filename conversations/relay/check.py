@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections import deque
@@ -50,20 +49,17 @@ class CheckConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Answer `ping` with `pong` and `upstream_check` with its result; anything else gets a plain error."""
-        if _is_upstream_check(text_data):
-            await self._start_upstream_check()
-            return
         try:
             command = protocol.parse_browser_message(text_data or "")
         except BrowserMessageError as exc:
-            await self._send({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
+            await self._send(protocol.error_message(exc.code, str(exc)))
             return
-        if command.type == "ping":
+        if command.type == "upstream_check":
+            await self._start_upstream_check()
+        elif command.type == "ping":
             await self._send({"type": "pong", "t": command.t})
         else:
-            await self._send(
-                {"type": "error", "code": "unknown_type", "message": "This socket only answers pings and upstream checks.", "fatal": False}
-            )
+            await self._send(protocol.error_message("unknown_type", "This socket only answers pings and upstream checks."))
 
     async def _start_upstream_check(self) -> None:
         """Run one check in the background (pings stay answered), one at a time and a few a minute."""
@@ -123,17 +119,6 @@ class CheckConsumer(AsyncWebsocketConsumer):
     async def _send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(Exception):  # the page may have gone meanwhile
             await self.send(text_data=protocol.dumps(message))
-
-
-def _is_upstream_check(text_data: str | None) -> bool:
-    """Whether a frame is `{"type": "upstream_check"}` (the talk socket's allowlist does not know it)."""
-    if not text_data or len(text_data) > 200:
-        return False
-    try:
-        data = json.loads(text_data)
-    except ValueError:
-        return False
-    return isinstance(data, dict) and data.get("type") == "upstream_check"
 
 
 async def _first_event_problem(connection: RealtimeConnection) -> str:

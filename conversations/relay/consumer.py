@@ -15,7 +15,7 @@ from django.conf import settings
 from ..realtime import protocol
 from ..realtime.protocol import BrowserMessageError
 from .conversation import LiveConversation
-from .failures import CLOSE_NOT_FOUND, CLOSE_SERVER_ERROR, CLOSE_UNAUTHENTICATED, Failure
+from .failures import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVER_ERROR, CLOSE_UNAUTHENTICATED, Failure
 from .opening import ConversationNotFound, open_conversation
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class TalkConsumer(AsyncWebsocketConsumer):
             return
         except Exception:  # noqa: BLE001 - the user gets plain words, the log gets the trace
             logger.exception("Could not start a conversation")
-            await self.send_json(_fatal("internal_error", "The conversation could not be started. Please try again."))
+            await self.send_json(protocol.error_message(
+                "internal_error", "The conversation could not be started. Please try again.", fatal=True))
             await self.close(code=CLOSE_SERVER_ERROR)
             return
         self.live = live
@@ -99,14 +100,17 @@ class TalkConsumer(AsyncWebsocketConsumer):
         try:
             command = protocol.parse_browser_message(text_data or "")
         except BrowserMessageError as exc:
-            await self.send_json({"type": "error", "code": exc.code, "message": str(exc), "fatal": False})
+            await self.send_json(protocol.error_message(exc.code, str(exc)))
             return
         if command.type == "ping":
             await self.send_json({"type": "pong", "t": command.t})
             return
+        if command.type == "upstream_check":
+            await self.send_json(protocol.error_message("unknown_type", "Only the check page's socket runs that check."))
+            return
         if live is None:
-            await self.send_json({"type": "error", "code": "not_ready", "fatal": False,
-                                  "message": "The conversation is still connecting; try again in a moment."})
+            await self.send_json(protocol.error_message(
+                "not_ready", "The conversation is still connecting; try again in a moment."))
             return
         if command.type not in _UNCHECKED_COMMANDS and not await self._session_alive():
             await self.session_ended({})
@@ -125,8 +129,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
         """The user logged out: end the conversation and close with 4001 so the page shows the login."""
         live, self.live = self.live, None
         if live is not None:
-            live.link = None if live.link is self else live.link
-            await live.end()
+            await live.detach(self, CLOSE_NORMAL)  # as if the user pressed Stop: the conversation ends, stored
         await self.close(code=CLOSE_UNAUTHENTICATED)
 
     # --- BrowserLink ---------------------------------------------------------------------------
@@ -162,10 +165,7 @@ class TalkConsumer(AsyncWebsocketConsumer):
             await live.end(failure)  # closes this socket with the failure, if still attached
         else:
             try:
-                await self.send_json(_fatal(failure.code, failure.message))
+                await self.send_json(protocol.error_message(failure.code, failure.message, fatal=True))
             finally:
                 await self.close(code=CLOSE_SERVER_ERROR)
 
-
-def _fatal(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "fatal": True}

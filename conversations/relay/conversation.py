@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from channels.db import database_sync_to_async
+
+from .. import selectors, services
 from ..journal import Journal
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -31,14 +34,19 @@ from .effects import (
     ToBrowser,
     ToUpstream,
 )
-from .failures import CLOSE_REPLACED, CLOSE_SERVER_ERROR, Failure, upstream_failure
+from .failures import (
+    CLOSE_NORMAL,
+    CLOSE_REPLACED,
+    CLOSE_SERVER_ERROR,
+    CLOSE_UPSTREAM_UNAVAILABLE,
+    Failure,
+    upstream_failure,
+)
 from .registry import LiveRegistry
 from .state import RelayCore, SessionFacts
 
 logger = logging.getLogger(__name__)
 
-_AUDIO_DELTA = frozenset({"response.audio.delta", "response.output_audio.delta"})
-CLOSE_NORMAL = 1000
 # Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
 # A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
@@ -206,7 +214,8 @@ class LiveConversation:
         link, self.link = self.link, None
         if link is not None:
             if self.failure is not None:
-                await _quietly(link.send_json(_fatal_message(self.failure)))
+                await _quietly(link.send_json(
+                    protocol.error_message(self.failure.code, self.failure.message, fatal=True)))
             await _quietly(link.close_with(self.failure.close_code if self.failure else CLOSE_NORMAL))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
@@ -220,7 +229,7 @@ class LiveConversation:
         try:
             protocol.check_audio_frame(pcm)
         except BrowserMessageError as exc:
-            await self._to_browser(_error(exc.code, str(exc)))
+            await self._to_browser(protocol.error_message(exc.code, str(exc)))
             return
         if not self.core.on_browser_audio(len(pcm)):
             return
@@ -234,10 +243,11 @@ class LiveConversation:
     async def command(self, command: BrowserCommand) -> None:
         """Carry out one browser command."""
         if not self.ready or self.upstream is None:
-            await self._to_browser(_error("not_ready", "The conversation is still connecting; try again in a moment."))
+            await self._to_browser(protocol.error_message(
+                "not_ready", "The conversation is still connecting; try again in a moment."))
             return
         if command.type == "apply_settings":
-            config = await _load_config(self.owner_id, self.target.dialect)
+            config = await load_session_config(self.owner_id, self.target.dialect)
             effects = self.core.apply_config(config)
         else:
             effects = self.core.on_browser(command)
@@ -357,9 +367,7 @@ class LiveConversation:
                 self.ready = False
                 try:
                     new = await self._open()
-                except SessionRejected:
-                    raise
-                except UpstreamError as exc:
+                except UpstreamError as exc:  # a rejected configuration is not one: it ends the conversation
                     logger.warning("Conversation %s: rollover failed (%s); keeping the current session",
                                    self.conversation_id, exc)
                     await self._flush_to(conn)
@@ -380,7 +388,7 @@ class LiveConversation:
         try:
             async for event in conn.events():
                 kind = event.get("type")
-                if type(kind) is str and kind in _AUDIO_DELTA:
+                if type(kind) is str and kind in protocol.AUDIO_DELTA_TYPES:
                     # The hot path: decode once, count, forward as one binary frame.
                     delta, item_id = event.get("delta"), event.get("item_id")
                     if type(delta) is not str or type(item_id) is not str:
@@ -429,8 +437,7 @@ class LiveConversation:
             "upstream_lost",
             "The connection to the voice service was lost and could not be restored. Your conversation is saved: "
             "press Start to continue it.",
-            4502,
-            transient=True,
+            CLOSE_UPSTREAM_UNAVAILABLE,
         )
         raise _Fatal(failure) from last
 
@@ -539,29 +546,13 @@ async def _quietly(awaitable: Any) -> None:
         await awaitable
 
 
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "fatal": False}
-
-
-def _fatal_message(failure: Failure) -> dict[str, Any]:
-    return {"type": "error", "code": failure.code, "message": failure.message, "fatal": True}
-
-
-async def _load_config(user_id: Any, dialect: str) -> SessionConfig:
-    """The user's saved settings as a session configuration."""
-    from channels.db import database_sync_to_async
-
-    from .. import selectors
-
+async def load_session_config(user_id: Any, dialect: str) -> SessionConfig:
+    """The user's saved settings as a session configuration in the dialect."""
     prefs = await database_sync_to_async(selectors.preferences_for_user_id)(user_id=user_id)
     return options.build_session_config(prefs, dialect)
 
 
 async def _discard(conversation_id: str) -> None:
     """Remove a new conversation that never got going, so no empty failed row is left behind."""
-    from channels.db import database_sync_to_async
-
-    from .. import services
-
     with contextlib.suppress(Exception):
         await database_sync_to_async(services.conversation_discard)(conversation_id=conversation_id)

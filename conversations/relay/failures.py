@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from ..realtime.client import UpstreamError, UpstreamRejected
 
+CLOSE_NORMAL = 1000
 CLOSE_REPLACED = 4000
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_NOT_FOUND = 4004
@@ -18,12 +19,11 @@ CLOSE_SERVER_ERROR = 1011
 
 @dataclass(frozen=True)
 class Failure:
-    """A problem as the browser is told it: a code, plain words, whether it is transient, and the close code."""
+    """A problem as the browser is told it: a code, plain words and the close code."""
 
     code: str
     message: str
     close_code: int
-    transient: bool = False
 
 
 def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False) -> Failure:
@@ -61,11 +61,9 @@ def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False
                 "upstream_busy",
                 "The voice service is busy right now. Please try again in a minute.",
                 CLOSE_THROTTLED,
-                transient=True,
             )
     return Failure(
         "upstream_unavailable",
         "The connection to the voice service was lost or could not be made. Please try again in a moment.",
         CLOSE_UPSTREAM_UNAVAILABLE,
-        transient=True,
     )

@@ -11,7 +11,7 @@ from .. import selectors, services
 from ..journal import Journal
 from ..realtime import options
 from ..upstream import resolve_target, token_provider_for
-from .conversation import LiveConversation, Timing
+from .conversation import LiveConversation, Timing, load_session_config
 from .registry import live_conversations
 from .state import RelayCore
 
@@ -47,8 +47,7 @@ async def open_conversation(user: Any, conversation_id: str | None) -> tuple[Liv
 
 async def _start(user: Any) -> LiveConversation:
     target = await resolve_target()
-    prefs = await database_sync_to_async(selectors.preferences_for)(user=user)
-    config = options.build_session_config(prefs, target.dialect)
+    config = await load_session_config(user.pk, target.dialect)
     conversation = await database_sync_to_async(services.conversation_start)(
         user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
         settings=config.as_dict(),
@@ -63,8 +62,7 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     if stored is None:
         raise ConversationNotFound(conversation_id)
     target = await resolve_target()
-    prefs = await database_sync_to_async(selectors.preferences_for)(user=user)
-    config = options.build_session_config(prefs, target.dialect)
+    config = await load_session_config(user.pk, target.dialect)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
                             seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
     stored_voice = (stored.settings or {}).get("voice")

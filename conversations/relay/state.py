@@ -262,8 +262,7 @@ class RelayCore:
 
     def _up_session_created(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.session_id, s.model = m["session_id"], m["model"] or s.model
-        expires = m.get("expires_at")
-        s.expires_at = float(expires) if isinstance(expires, (int, float)) and math.isfinite(expires) else None
+        s.expires_at = m["expires_at"]  # epoch seconds, or None; normalize checked it
         if s.session_id:
             out.append(SessionOpened(s.session_id))
 
@@ -325,7 +324,7 @@ class RelayCore:
         out.append(TurnOutcome(item_id, "transcription_failed", m.get("message", "")[:200]))
         out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": "", "failed": True}))
         if self.transcription_failures == 1:  # once: after that each bubble gets a quiet marker
-            out.append(ToBrowser(_error(
+            out.append(ToBrowser(protocol.error_message(
                 "transcription_failed",
                 "What you say could not be written down, but the assistant still hears you."
                 + (" Check AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: it must name a deployment of a "
@@ -342,12 +341,12 @@ class RelayCore:
     def _up_speech_started(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.user_speaking = True
         if m.get("item_id"):
-            s.speech_start_ms[m["item_id"]] = _int(m.get("audio_start_ms"))
-        out.append(ToBrowser({"type": "speech_started", "audio_start_ms": _int(m.get("audio_start_ms"))}))
+            s.speech_start_ms[m["item_id"]] = m["audio_start_ms"]
+        out.append(ToBrowser({"type": "speech_started", "audio_start_ms": m["audio_start_ms"]}))
 
     def _up_speech_stopped(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.user_speaking = False
-        item_id, end_ms = m.get("item_id", ""), _int(m.get("audio_end_ms"))
+        item_id, end_ms = m["item_id"], m["audio_end_ms"]
         if item_id in s.speech_start_ms:
             duration = max(0, end_ms - s.speech_start_ms.pop(item_id))
             self._known(item_id, "user", s, out)
@@ -386,7 +385,7 @@ class RelayCore:
     def _up_truncated(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         item = self._known(m["item_id"], "assistant", s, out)
         item.interrupted = True
-        heard = _int(m.get("audio_end_ms"))
+        heard = m["audio_end_ms"]
         item.audio_bytes = min(item.audio_bytes, heard * BYTES_PER_MS)
         out.append(TurnAudio(m["item_id"], heard, interrupted=True))
         out.append(ToBrowser({"type": "truncated", "item_id": m["item_id"], "audio_end_ms": heard}))
@@ -414,11 +413,11 @@ class RelayCore:
             s.pending_create = True  # the running response ends first; ours follows it
             return
         if m.get("error_type") == "server_error" or code == "server_error":
-            out.append(ToBrowser(_error(
+            out.append(ToBrowser(protocol.error_message(
                 "server_error", "The voice service had a problem with that. Please say it again."
             )))
             return
-        out.append(ToBrowser(_error(code, m["message"] if self.staff else "The voice service reported a problem.")))
+        out.append(ToBrowser(protocol.error_message(code, m["message"] if self.staff else "The voice service reported a problem.")))
 
     # --- Browser commands ----------------------------------------------------------------------
 
@@ -439,7 +438,7 @@ class RelayCore:
             item = self.items.get(command.item_id)
             # Only this session's audio can be cut: an earlier session's reply is text to the current one.
             if item is None or item.role != "assistant" or command.item_id not in s.spoken_ids:
-                return [ToBrowser(_error("unknown_item", "There is no assistant reply with that id to interrupt."))]
+                return [ToBrowser(protocol.error_message("unknown_item", "There is no assistant reply with that id to interrupt."))]
             # Clamp to what was forwarded: the service rejects a cut past the end of the audio.
             heard_ms = min(command.audio_end_ms, item.audio_bytes // BYTES_PER_MS)
             out.append(ToUpstream(protocol.truncate_item(command.item_id, heard_ms)))
@@ -455,7 +454,7 @@ class RelayCore:
             held_bytes, self.ptt_open = self.ptt_bytes, False
             if self.push_to_talk and held_bytes < MIN_COMMIT_BYTES:
                 out.append(ToUpstream(protocol.INPUT_CLEAR))
-                out.append(ToBrowser(_error("too_short", "Hold the button while you speak, then let go.")))
+                out.append(ToBrowser(protocol.error_message("too_short", "Hold the button while you speak, then let go.")))
                 return out
             out.append(ToUpstream(protocol.INPUT_COMMIT))
             self._create_response(out)
@@ -530,11 +529,13 @@ class RelayCore:
             item = self.items.get(s.response_item)
             audio_ms = item.audio_bytes // BYTES_PER_MS if item else 0
             text = item.text if item else ""
+            # Assistant audio bills about one token per 50 ms; the input side is unknown and left at 0.
+            audio_tokens, text_tokens = math.ceil(audio_ms / 50), math.ceil(len(text) / CHARS_PER_TOKEN)
             usage = Usage(
-                output_audio_tokens=math.ceil(audio_ms / 50),
-                output_text_tokens=math.ceil(len(text) / CHARS_PER_TOKEN),
-                output_tokens=math.ceil(audio_ms / 50) + math.ceil(len(text) / CHARS_PER_TOKEN),
-                total_tokens=math.ceil(audio_ms / 50) + math.ceil(len(text) / CHARS_PER_TOKEN),
+                output_audio_tokens=audio_tokens,
+                output_text_tokens=text_tokens,
+                output_tokens=audio_tokens + text_tokens,
+                total_tokens=audio_tokens + text_tokens,
             )
             out.append(UsageRecorded(s.response_id, s.model, "cancelled", usage, estimated=True))
             s.response_id, s.response_item, s.pending_create = None, "", False
@@ -557,17 +558,6 @@ class RelayCore:
         if item is None:
             item = self._add(item_id, role, out, response_id=s.response_id or "" if role == "assistant" else "")
         return item
-
-
-def _int(value: Any) -> int:
-    """An upstream millisecond count as a non-negative int, whatever was sent."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return 0
-    return max(0, int(value))
-
-
-def _error(code: str, message: str) -> dict[str, Any]:
-    return {"type": "error", "code": code, "message": message, "fatal": False}
 
 
 def _outcome_message(status: str, reason: str) -> str:
