@@ -1,4 +1,4 @@
-"""Load benchmark: N live conversations through one daphne process, against a direct-to-simulator baseline.
+"""Reply-latency benchmark: N live conversations through the served app, against a direct-to-simulator baseline.
 
 Run with `make bench` (PostgreSQL and Redis must be up). Each simulated browser streams 40 ms PCM16
 frames in real time (1.5 s of speech, then 2.5 s of silence, repeated) and counts the reply audio.
@@ -23,8 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.hotpath import make_cookies  # noqa: E402
 from tests.audio import silence, speech  # noqa: E402
-from tests.browser_support import daphne_server, free_port  # noqa: E402
+from tests.browser_support import app_server, free_port  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
 
@@ -106,39 +107,13 @@ async def run_load(make_client, n: int, seconds: float) -> dict:
     return stats
 
 
-def make_cookies(n: int) -> list[str]:
-    """Log in n users and return their session cookies."""
-    import django
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
-    django.setup()
-    from django.conf import settings
-    from django.contrib.auth import get_user_model
-    from django.core.management import call_command
-    from django.test import Client
-
-    call_command("migrate", verbosity=0)
-    cookies = []
-    for i in range(n):
-        user, _ = get_user_model().objects.get_or_create(username=f"bench{i}")
-        client = Client()
-        client.force_login(user)
-        cookies.append(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}")
-    return cookies
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", "-n", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--seconds", type=float, default=20.0)
     args = parser.parse_args()
     db_url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voiceapp_bench")
-    os.environ["DATABASE_URL"] = db_url
-    if db_url.startswith("postgres"):
-        name = db_url.rsplit("/", 1)[1]
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-qc", f"CREATE DATABASE {name}"],
-                       capture_output=True)
-    cookies = make_cookies(max(args.conversations))
+    cookies = make_cookies(max(args.conversations), {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": db_url})
     frames = pattern()
 
     sim_port = free_port()
@@ -152,8 +127,8 @@ def main() -> None:
            "AZURE_OPENAI_API_KEY": KEY, "AZURE_OPENAI_DEPLOYMENT": "gpt-realtime", "AZURE_OPENAI_API_VERSION": "",
            "LOG_LEVEL": "WARNING"}
     try:
-        with daphne_server(env) as base:
-            daphne_pid = int(subprocess.check_output(["pgrep", "-f", f"daphne -b 127.0.0.1 -p {base.rsplit(':', 1)[1]}"]).split()[0])
+        with app_server(env) as base:
+            server_pid = int(subprocess.check_output(["pgrep", "-f", f"voiceapp.serve --host 127.0.0.1 --port {base.rsplit(':', 1)[1]}"]).split()[0])
             relay_url = base.replace("http", "ws") + "/ws/talk/"
             direct_url = f"ws://127.0.0.1:{sim_port}/openai/v1/realtime?model=gpt-realtime"
             print(f"{'n':>4} {'mode':>7} {'relay CPU %':>12} {'CPU ms/conv/s':>14} {'sim CPU %':>10} "
@@ -166,10 +141,10 @@ def main() -> None:
                         make = lambda st, it=iter(cookies): relay_client(relay_url, next(it), frames, args.seconds, st)  # noqa: E731
                     else:
                         make = lambda st: direct_client(direct_url, frames, args.seconds, st)  # noqa: E731
-                    d0, s0, t0 = cpu_seconds(daphne_pid), cpu_seconds(sim.pid), time.monotonic()
+                    d0, s0, t0 = cpu_seconds(server_pid), cpu_seconds(sim.pid), time.monotonic()
                     stats = asyncio.run(run_load(make, n, args.seconds))
                     wall = time.monotonic() - t0
-                    d_cpu, s_cpu = cpu_seconds(daphne_pid) - d0, cpu_seconds(sim.pid) - s0
+                    d_cpu, s_cpu = cpu_seconds(server_pid) - d0, cpu_seconds(sim.pid) - s0
                     lat = sorted(stats["latency"]) or [float("nan")]
                     print(f"{n:>4} {mode:>7} {100 * d_cpu / wall:>12.1f} {1000 * d_cpu / wall / n:>14.2f} "
                           f"{100 * s_cpu / wall:>10.1f} {1000 * statistics.median(lat):>13.0f} "
