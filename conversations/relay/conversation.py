@@ -7,7 +7,7 @@ saying goodbye the conversation waits a grace period for it to come back before 
 from __future__ import annotations
 
 import asyncio
-import base64
+import binascii
 import contextlib
 import logging
 import random
@@ -355,12 +355,12 @@ class LiveConversation:
     async def _serve(self, conn: RealtimeConnection, facts: SessionFacts) -> str | tuple[RealtimeConnection, SessionFacts]:
         """Relay the session's events until it ends (returns why) or a planned rollover replaced it."""
         reader = asyncio.create_task(self._read(conn, facts), name=f"upstream-{self.conversation_id}")
+        due: asyncio.Task[Any] | None = None
         try:
             while True:
                 due = asyncio.create_task(self._rollover_due.wait())
                 done, _ = await asyncio.wait({reader, due}, return_when=asyncio.FIRST_COMPLETED)
                 if reader in done:
-                    due.cancel()
                     return reader.result()
                 self._rollover_due.clear()
                 # Between turns: open the next session while this one keeps relaying its last events.
@@ -379,8 +379,10 @@ class LiveConversation:
                 await _close_quietly(conn)
                 return new
         finally:
-            if not reader.done():
-                reader.cancel()
+            # Both, whichever way this ends (cancelled with the conversation too): no task is left pending.
+            for task in (reader, due):
+                if task is not None and not task.done():
+                    task.cancel()
 
     async def _read(self, conn: RealtimeConnection, facts: SessionFacts) -> str:
         """Relay one session's events; returns how it ended: expired, closed or dropped."""
@@ -394,7 +396,8 @@ class LiveConversation:
                     if type(delta) is not str or type(item_id) is not str:
                         continue  # not an audio delta the service would send
                     try:
-                        pcm = base64.b64decode(delta)
+                        # a2b_base64 takes the str as it is; b64decode would first copy it into bytes.
+                        pcm = binascii.a2b_base64(delta)
                     except ValueError:
                         continue
                     core.on_audio(item_id, len(pcm), facts)
