@@ -37,6 +37,22 @@ def test_an_idle_consumer_outlives_the_layers_blocking_receive():
     asyncio.run(idle_receive())
 
 
+def test_the_channel_layer_takes_a_burst_of_sockets_joining_groups_at_once():
+    """redis-py's pool refuses past 100 connections in use; 300 sockets opening together must all get in."""
+    import asyncio
+
+    if not settings.REDIS_URL:
+        pytest.skip("the in-memory layer has no connection pool")
+    layer = get_channel_layer()
+
+    async def burst():
+        channels = [await layer.new_channel() for _ in range(300)]
+        await asyncio.gather(*(layer.group_add("burst-test", c) for c in channels))
+        await asyncio.gather(*(layer.group_discard("burst-test", c) for c in channels))
+
+    asyncio.run(burst())
+
+
 def test_the_cache_matches_redis_url_and_counts_atomically():
     expected = "RedisCache" if settings.REDIS_URL else "LocMemCache"
     cache = caches["default"]

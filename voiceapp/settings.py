@@ -100,7 +100,10 @@ if REDIS_URL:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # The layer blocks on Redis for up to 5 s per receive; redis-py's default socket timeout
             # is just as long, so an idle consumer would die of a TimeoutError without more room.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+            # redis-py's pool refuses (MaxConnectionsError) past 100 connections in use at once, which a
+            # burst of sockets opening together reaches (make bench); Redis itself allows 10,000 clients.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15,
+                                  "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=1000)}]},
         }
     }
     CACHES = {
