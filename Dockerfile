@@ -1,4 +1,4 @@
-# The web app: daphne serving voiceapp.asgi. espeak-ng lets the built-in simulator speak.
+# The web app: voiceapp.asgi served by uvicorn (python -m voiceapp.serve). espeak-ng lets the built-in simulator speak.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
@@ -17,4 +17,4 @@ RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput
 RUN useradd --create-home app
 USER app
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && daphne -b 0.0.0.0 -p 8000 voiceapp.asgi:application"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python -m voiceapp.serve --host 0.0.0.0 --port 8000"]

@@ -19,7 +19,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[test]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,bench]'
 	touch $@
 
 install: $(VENV)/.installed .env
@@ -30,7 +30,7 @@ migrate: install
 run: migrate
 	$(PY) manage.py bootstrap_admin
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) voiceapp.asgi:application
+	$(PY) -m voiceapp.serve --host $(HOST) --port $(PORT)
 
 # Configuration mistakes, and the realtime target the app will use.
 check: install
@@ -52,6 +52,8 @@ test-fast: install
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
 
-# Relay load benchmark: N live conversations through one daphne process vs straight to the simulator.
+# The relay's hot path side by side (no relay, a bare relay, the project under each ASGI server) at
+# 20, 100 and 200 conversations; then reply latency through the served app against the simulator.
 bench: install
+	$(PY) benchmarks/hotpath.py --conversations 20 100 200 --seconds 15
 	$(PY) benchmarks/relay_load.py --conversations 10 50 100 --seconds 20

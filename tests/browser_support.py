@@ -1,11 +1,10 @@
-"""Support for real-browser tests: a daphne server on the test database, Chromium with a WAV microphone."""
+"""Support for real-browser tests: the app's own server on the test database, Chromium with a WAV microphone."""
 from __future__ import annotations
 
 import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,39 +35,43 @@ def database_url(settings_dict: dict) -> str:
 
 
 @contextmanager
-def daphne_server(env: dict[str, str]) -> Iterator[str]:
-    """Run the ASGI app with daphne on a free port and yield its base URL; stop it afterwards."""
-    port = free_port()
+def served(name: str, argv: list[str], port: int, env: dict[str, str], cwd: Path = ROOT) -> Iterator[subprocess.Popen]:
+    """Run a server process (its output in test-artifacts/NAME.log) until its port answers; stop it afterwards."""
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / f"daphne-{port}.log", "w")
-    full_env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", **env}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "voiceapp.asgi:application"],
-        cwd=ROOT,
-        env=full_env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    log = open(ARTIFACTS / ("".join(c if c.isalnum() else "-" for c in name) + ".log"), "w")
+    proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"daphne exited; see {log.name}")
+                raise RuntimeError(f"{name} exited; see {log.name}")
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("daphne did not start in 30 s")
-        yield f"http://127.0.0.1:{port}"
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{name} did not start in 30 s; see {log.name}") from None
+                time.sleep(0.1)
+        yield proc
     finally:
         proc.terminate()
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
         log.close()
+
+
+@contextmanager
+def app_server(env: dict[str, str]) -> Iterator[str]:
+    """Serve the ASGI app exactly as `make run` does (voiceapp.serve) on a free port; yield its base URL."""
+    from voiceapp import serve
+
+    port = free_port()
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", **env}
+    with served(f"server-{port}", serve.command("127.0.0.1", port), port, env):
+        yield f"http://127.0.0.1:{port}"
 
 
 def speech_wav(path: Path, text: str, *, lead_silence_s: float = 2.0, tail_silence_s: float = 3.0) -> Path:

@@ -12,7 +12,7 @@ from .browser_support import (
     CHROMIUM,
     browser_available,
     chromium_args,
-    daphne_server,
+    app_server,
     database_url,
     simulator_thread,
     speech_wav,
@@ -34,16 +34,16 @@ def account(django_user_model):
     from django.db import connection
 
     if connection.vendor != "postgresql":
-        pytest.skip("browser tests share the database with a daphne process: PostgreSQL only")
+        pytest.skip("browser tests share the database with a server process: PostgreSQL only")
     return django_user_model.objects.create_user(username="ada", password=PASSWORD)
 
 
 def serve(sim, dialect: str = "ga"):
-    """Daphne pointed at the threaded simulator as an Azure endpoint in the given dialect."""
+    """The app's server pointed at the threaded simulator as an Azure endpoint in the given dialect."""
     from django.db import connection
 
     preview = dialect == "preview"
-    return daphne_server(
+    return app_server(
         {
             "DATABASE_URL": database_url(connection.settings_dict),
             "AZURE_OPENAI_ENDPOINT": sim.url,

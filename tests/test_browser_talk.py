@@ -3,7 +3,7 @@ import pytest
 
 from conversations.models import Conversation, Turn, Usage
 
-from .browser_support import ARTIFACTS, CHROMIUM, browser_available, chromium_args, daphne_server, database_url, speech_wav
+from .browser_support import ARTIFACTS, CHROMIUM, browser_available, chromium_args, app_server, database_url, speech_wav
 
 pytestmark = [
     pytest.mark.browser,
@@ -16,11 +16,11 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def server(django_user_model, tmp_path):
-    """Daphne on the test database with no endpoint configured, so the built-in simulator answers."""
+    """The app's server on the test database with no endpoint configured, so the built-in simulator answers."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
-        pytest.skip("the browser test shares the database with a daphne process: PostgreSQL only")
+        pytest.skip("the browser test shares the database with a server process: PostgreSQL only")
     django_user_model.objects.create_user(username="ada", password=PASSWORD)
     env = {
         "DATABASE_URL": database_url(connection.settings_dict),
@@ -29,7 +29,7 @@ def server(django_user_model, tmp_path):
         "AZURE_OPENAI_API_VERSION": "",
         "AZURE_OPENAI_DEPLOYMENT": "gpt-realtime",
     }
-    with daphne_server(env) as url:
+    with app_server(env) as url:
         yield url
 
 

@@ -23,7 +23,7 @@ async def connects(cookie: bytes, *, origin: bytes | None, host: bytes = b"local
     if accepted:
         await comm.send_json_to({"type": "ping", "t": 1})
         assert await comm.receive_json_from() == {"type": "pong", "t": 1}
-    # Refused sockets were closed before accept, which daphne answers with HTTP 403.
+    # Refused sockets were closed before accept, which the server answers with HTTP 403.
     await comm.disconnect()
     return accepted
 

@@ -1,11 +1,13 @@
-"""What a real daphne does with frames over the app's limits (an `error`) and over its own (the connection drops)."""
+"""The server `make run` uses: the one the README names, no compression, and frames over the limits refused."""
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -14,10 +16,11 @@ from websockets.exceptions import ConnectionClosed
 
 from conversations.realtime.protocol import MAX_AUDIO_FRAME_BYTES, MAX_MESSAGE_CHARS
 
-from .browser_support import ROOT, daphne_server
+from voiceapp import serve
 
-# Daphne's default --websocket-max-message-size and --websocket-max-frame-size.
-DAPHNE_MAX_MESSAGE_BYTES = 1024 * 1024
+from .browser_support import ROOT, app_server
+
+SERVER_MAX_MESSAGE_BYTES = serve.OPTIONS["ws_max_size"]
 
 LOGIN_SCRIPT = """
 import django
@@ -34,7 +37,7 @@ print(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_N
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
-    """A daphne on its own SQLite file (the test database is in memory), and a logged-in user's cookie."""
+    """The app's server on its own SQLite file (the test database is in memory), and a logged-in user's cookie."""
     db = tmp_path_factory.mktemp("frames") / "db.sqlite3"
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", "DATABASE_URL": f"sqlite:///{db}",
            "REDIS_URL": "", "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": ""}
@@ -42,7 +45,7 @@ def server(tmp_path_factory) -> Iterator[tuple[str, str]]:
                    capture_output=True, timeout=120)
     cookie = subprocess.run([sys.executable, "-c", LOGIN_SCRIPT], cwd=ROOT, env=env, check=True,
                             capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
-    with daphne_server({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_KEY")}) as url:
+    with app_server({k: env[k] for k in ("DATABASE_URL", "REDIS_URL", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_KEY")}) as url:
         yield url, cookie
 
 
@@ -93,9 +96,9 @@ def test_a_text_frame_over_the_message_cap_is_refused_with_an_error(server):
     asyncio.run(run())
 
 
-@pytest.mark.parametrize("frame", [bytes(DAPHNE_MAX_MESSAGE_BYTES + 2), "a" * (DAPHNE_MAX_MESSAGE_BYTES + 2)],
+@pytest.mark.parametrize("frame", [bytes(SERVER_MAX_MESSAGE_BYTES + 2), "a" * (SERVER_MAX_MESSAGE_BYTES + 2)],
                          ids=["binary", "text"])
-def test_a_frame_over_daphnes_limit_drops_the_connection_without_a_close_frame(server, frame):
+def test_a_frame_over_the_servers_limit_closes_the_socket_as_too_big(server, frame):
     async def run():
         async with open_socket(server, "/ws/check/") as ws:
             await ws.send(json.dumps({"type": "ping", "t": 1}))
@@ -103,8 +106,35 @@ def test_a_frame_over_daphnes_limit_drops_the_connection_without_a_close_frame(s
             await ws.send(frame)
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), 10)
-            # autobahn fails the connection by dropping TCP: no close frame, so 1006 on the client.
-            assert ws.close_code == 1006
-            assert ws.protocol.close_rcvd is None
+            assert ws.close_code == 1009  # message too big
 
     asyncio.run(run())
+
+
+def test_the_socket_refuses_per_message_compression_a_browser_offers(server):
+    async def run():
+        # websockets offers permessage-deflate by default, as browsers do.
+        async with open_socket(server, "/ws/check/") as ws:
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
+            assert ws.protocol.extensions == []
+            await ws.send(json.dumps({"type": "ping", "t": 3}))
+            assert (await until(ws, "pong"))["t"] == 3
+
+    asyncio.run(run())
+
+
+def test_make_run_serves_with_the_server_the_readme_names():
+    makefile = (ROOT / "Makefile").read_text()
+    run_recipe = re.search(r"^run:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "$(PY) -m voiceapp.serve " in run_recipe
+    assert "daphne" not in run_recipe
+    readme = (ROOT / "README.md").read_text()
+    assert f"`make run` serves the app with **{serve.NAME}**" in readme
+    assert serve.command("127.0.0.1", 8000)[1:3] == ["-m", "voiceapp.serve"]
+    assert serve.OPTIONS["ws_per_message_deflate"] is False
+
+
+def test_the_running_server_is_the_one_named(server):
+    url, _ = server
+    with urllib.request.urlopen(url + "/accounts/login/", timeout=10) as response:
+        assert response.headers["Server"] == serve.NAME
