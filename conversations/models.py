@@ -52,7 +52,11 @@ class Turn(models.Model):
     response_id = models.CharField(max_length=128, blank=True)
     text = models.TextField(blank=True)
     interrupted = models.BooleanField(default=False)
+    # The audio's length; for an interrupted reply, the part the user heard before cutting it short.
     audio_ms = models.PositiveIntegerField(default=0)
+    # For an interrupted reply: the audio the service had sent when it was cut, so the history page can
+    # estimate how much of the text was heard. 0 when unknown (turns stored before this was recorded).
+    generated_ms = models.PositiveIntegerField(default=0)
     # Empty when whole; "failed" or "incomplete" for a reply, "transcription_failed" for a user turn.
     status = models.CharField(max_length=24, blank=True)
     status_reason = models.CharField(max_length=200, blank=True)

@@ -96,11 +96,15 @@ def turn_set_text(*, conversation_id: Any, item_id: str, text: str) -> None:
         _title_from(conversation_id, text)
 
 
-def turn_set_audio(*, conversation_id: Any, item_id: str, audio_ms: int, interrupted: bool = False) -> None:
-    """Store how much audio an item had, and whether the user cut it short."""
+def turn_set_audio(
+    *, conversation_id: Any, item_id: str, audio_ms: int, interrupted: bool = False, generated_ms: int = 0
+) -> None:
+    """Store how much audio an item had (heard, when cut short), whether it was cut, and how much was sent."""
     changes: dict[str, Any] = {"audio_ms": max(0, int(audio_ms))}
     if interrupted:
         changes["interrupted"] = True
+    if generated_ms:
+        changes["generated_ms"] = max(0, int(generated_ms))
     Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(**changes)
 
 
@@ -146,7 +150,8 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
         case TurnText():
             turn_set_text(conversation_id=cid, item_id=op.item_id, text=op.text)
         case TurnAudio():
-            turn_set_audio(conversation_id=cid, item_id=op.item_id, audio_ms=op.audio_ms, interrupted=op.interrupted)
+            turn_set_audio(conversation_id=cid, item_id=op.item_id, audio_ms=op.audio_ms, interrupted=op.interrupted,
+                           generated_ms=op.generated_ms)
         case TurnOutcome():
             turn_set_outcome(conversation_id=cid, item_id=op.item_id, status=op.status, reason=op.reason)
         case UsageRecorded():

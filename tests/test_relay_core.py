@@ -101,6 +101,15 @@ def test_a_truncated_reply_keeps_the_heard_length_when_the_conversation_ends():
     assert not [e for e in of(finished, TurnAudio) if e.item_id == "a1"]
 
 
+def test_a_truncated_reply_stores_the_heard_length_and_what_had_been_sent():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, s)
+    c.on_audio("a1", 48 * 1200, s)
+    cut = c.on_upstream({"type": "conversation.item.truncated", "item_id": "a1", "content_index": 0, "audio_end_ms": 300}, s)
+    assert of(cut, TurnAudio) == [TurnAudio("a1", 300, interrupted=True, generated_ms=1200)]
+
+
 def test_push_to_talk_forwards_audio_only_while_held_and_refuses_a_tap():
     c = core(turn_detection=None)
     assert c.on_browser_audio(1920) is False
@@ -254,7 +263,7 @@ def test_a_reply_cut_by_the_end_gets_its_partial_text_and_an_estimated_usage():
     c.on_audio("a1", 48 * 1000, s)
     finished = c.finish()
     assert TurnText("a1", "Once upon") in finished
-    assert TurnAudio("a1", 1000, interrupted=True) in finished
+    assert TurnAudio("a1", 1000, interrupted=True, generated_ms=1000) in finished
     usage = of(finished, UsageRecorded)[0]
     assert usage.estimated and usage.usage.output_audio_tokens == 20
     assert c.finish() == []  # nothing is written twice

@@ -74,6 +74,7 @@ class TurnAudio:
     item_id: str
     audio_ms: int
     interrupted: bool = False
+    generated_ms: int = 0  # for a cut: how much audio had been sent when it was cut (0: not known)
 
 
 @dataclass(frozen=True, slots=True)

@@ -386,8 +386,10 @@ class RelayCore:
         item = self._known(m["item_id"], "assistant", s, out)
         item.interrupted = True
         heard = m["audio_end_ms"]
+        # What was sent before the cut: the transcript covers it, so heard/sent estimates the words heard.
+        sent_ms = item.audio_bytes // BYTES_PER_MS
         item.audio_bytes = min(item.audio_bytes, heard * BYTES_PER_MS)
-        out.append(TurnAudio(m["item_id"], heard, interrupted=True))
+        out.append(TurnAudio(m["item_id"], heard, interrupted=True, generated_ms=max(sent_ms, heard)))
         out.append(ToBrowser({"type": "truncated", "item_id": m["item_id"], "audio_end_ms": heard}))
 
     def _up_upstream_error(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
@@ -523,7 +525,8 @@ class RelayCore:
             # A truncated item already has the length that was heard; don't overwrite it with what was sent.
             if item.role == "assistant" and not item.audio_done and not item.interrupted and item.audio_bytes:
                 item.interrupted = True
-                out.append(TurnAudio(item_id, item.audio_bytes // BYTES_PER_MS, interrupted=True))
+                sent_ms = item.audio_bytes // BYTES_PER_MS
+                out.append(TurnAudio(item_id, sent_ms, interrupted=True, generated_ms=sent_ms))
         s = self.session
         if s.response_id is not None:
             item = self.items.get(s.response_item)
