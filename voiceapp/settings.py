@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    # Full-text search on the history page when the database is PostgreSQL; harmless on SQLite.
+    "django.contrib.postgres",
     "channels",
     "conversations",
 ]
