@@ -2,15 +2,35 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import re
+import secrets
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
-from .models import Conversation, Turn, VoicePreferences
+from .models import Conversation, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
 from .upstream import transcription_models
@@ -86,3 +106,264 @@ def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Convers
 def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:
     """The conversation's turns in order of their place in it (each with its `status` and `status_reason`)."""
     return Turn.objects.filter(conversation=conversation).order_by("position")
+
+
+# --- History -------------------------------------------------------------------------------------
+
+# No stemming: transcripts come in any language. Migration 0005 indexes exactly these expressions.
+SEARCH_CONFIG = "simple"
+# On the ranking, a match in the title counts as much as two matching lines.
+TITLE_RANK_WEIGHT = 2.0
+EXCERPT_CHARS = 160
+
+
+def _search_words(q: str) -> list[str]:
+    """The words of a search, as the SQLite fallback matches them (every one must appear)."""
+    return q.split()
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def conversation_list(
+    *,
+    user: AbstractBaseUser,
+    q: str = "",
+    started_from: datetime.date | None = None,
+    started_to: datetime.date | None = None,
+) -> QuerySet[Conversation]:
+    """The user's conversations with something in them, newest first (best match first when searching).
+
+    Each has `turn_count` and `duration` (None while in progress). A search matches the title, or one
+    line of the transcript containing every word: PostgreSQL full-text search (ranked), or a
+    case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
+    """
+    conversations = (
+        Conversation.objects.filter(user=user)
+        .annotate(
+            turn_count=Count("turns"),
+            duration=ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField()),
+        )
+        # Nothing to read in a conversation where nothing was said (one that failed at once, say).
+        .filter(turn_count__gt=0)
+    )
+    if started_from is not None:
+        conversations = conversations.filter(started_at__date__gte=started_from)
+    if started_to is not None:
+        conversations = conversations.filter(started_at__date__lte=started_to)
+    q = q.strip()
+    if not q:
+        return conversations.order_by("-started_at")
+    if not _postgres():
+        words = _search_words(q)
+        title_has_all = Q(*[Q(title__icontains=w) for w in words])
+        lines = Turn.objects.filter(*[Q(text__icontains=w) for w in words]).values("conversation_id")
+        return conversations.filter(title_has_all | Q(pk__in=lines)).order_by("-started_at")
+    query = SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
+    matching_lines = Turn.objects.annotate(document=SearchVector("text", config=SEARCH_CONFIG)).filter(document=query)
+    line_ranks = (
+        matching_lines.filter(conversation=OuterRef("pk"))
+        .order_by()
+        .values("conversation")
+        .annotate(total=Sum(SearchRank(F("document"), query)))
+        .values("total")
+    )
+    title_rank = SearchRank(SearchVector("title", config=SEARCH_CONFIG), query)
+    return (
+        conversations.alias(title_document=SearchVector("title", config=SEARCH_CONFIG))
+        .filter(Q(title_document=query) | Q(pk__in=matching_lines.values("conversation_id")))
+        .annotate(
+            rank=title_rank * TITLE_RANK_WEIGHT
+            + Coalesce(Subquery(line_ranks, output_field=FloatField()), 0.0, output_field=FloatField())
+        )
+        .order_by("-rank", "-started_at")
+    )
+
+
+def conversation_exists_for(*, user: AbstractBaseUser) -> bool:
+    """Whether the user has any conversation the history lists (to tell "none yet" from "no match")."""
+    return conversation_list(user=user).exists()
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryRow:
+    """One conversation on a page of the history list, with what matched a search."""
+
+    conversation: Conversation
+    title: str | SafeString  # the title, with matching words marked on PostgreSQL
+    excerpt: str | SafeString = ""  # the best matching line, when searching
+    excerpt_role: str = ""
+
+
+def history_rows(*, conversations: Sequence[Conversation], q: str = "") -> list[HistoryRow]:
+    """The rows of one page of the history: matching words marked (PostgreSQL) or a plain excerpt."""
+    q = q.strip()
+    if not q or not conversations:
+        return [HistoryRow(c, c.title) for c in conversations]
+    ids = [c.pk for c in conversations]
+    if _postgres():
+        titles, lines = _highlights(ids, q)
+    else:
+        titles, lines = {}, _plain_excerpts(ids, q)
+    rows = []
+    for c in conversations:
+        role, excerpt = lines.get(c.pk, ("", ""))
+        rows.append(HistoryRow(c, titles.get(c.pk) or c.title, excerpt, role))
+    return rows
+
+
+def _highlights(ids: list[Any], q: str) -> tuple[dict[Any, SafeString], dict[Any, tuple[str, SafeString]]]:
+    """Titles and best matching lines with the matching words in <mark>, everything else escaped."""
+    # Random markers: no transcript can contain them, so only the markers PostgreSQL put in become tags.
+    token = secrets.token_hex(8)
+    start, stop = f"[[hl:{token}]]", f"[[/hl:{token}]]"
+    query = SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
+    marks = {"config": SEARCH_CONFIG, "start_sel": start, "stop_sel": stop}
+    titles = {
+        pk: _marked(headline, start, stop)
+        for pk, headline in Conversation.objects.filter(pk__in=ids)
+        .alias(document=SearchVector("title", config=SEARCH_CONFIG))
+        .filter(document=query)
+        .annotate(headline=SearchHeadline("title", query, highlight_all=True, **marks))
+        .values_list("pk", "headline")
+    }
+    best_lines = (
+        Turn.objects.filter(conversation_id__in=ids)
+        .annotate(document=SearchVector("text", config=SEARCH_CONFIG))
+        .filter(document=query)
+        .annotate(
+            rank=SearchRank(F("document"), query),
+            # The whole line: in excerpt mode ts_headline drops whatever looks like an HTML tag, so the
+            # excerpt is cut here instead, and shows the words exactly as they were said or typed.
+            headline=SearchHeadline("text", query, highlight_all=True, **marks),
+        )
+        # PostgreSQL's DISTINCT ON: the best-ranked line of each conversation, the earliest on a tie.
+        .order_by("conversation_id", "-rank", "position")
+        .distinct("conversation_id")
+        .values_list("conversation_id", "role", "headline")
+    )
+    lines = {pk: (role, _marked(headline, start, stop, excerpt=True)) for pk, role, headline in best_lines}
+    return titles, lines
+
+
+def _marked(headline: str, start: str, stop: str, *, excerpt: bool = False) -> SafeString:
+    """Escape a headline and mark only the search's own markers; an excerpt keeps about EXCERPT_CHARS.
+
+    The one place where stored text becomes markup: every piece is escaped, and only <mark> is added.
+    """
+    # Pieces between markers alternate: unmarked, marked, unmarked, ...
+    pieces = re.split(f"{re.escape(start)}|{re.escape(stop)}", headline)
+    begin, end = 0, sum(len(p) for p in pieces)
+    if excerpt and end > EXCERPT_CHARS:
+        first_match = len(pieces[0]) if len(pieces) > 1 else 0
+        begin = max(0, first_match - EXCERPT_CHARS // 3)
+        end = min(end, max(begin + EXCERPT_CHARS, first_match + (len(pieces[1]) if len(pieces) > 1 else 0)))
+    html, at = [], 0
+    for index, piece in enumerate(pieces):
+        shown = piece[max(0, begin - at): max(0, end - at)]
+        at += len(piece)
+        if shown:
+            html.append(f"<mark>{escape(shown)}</mark>" if index % 2 else escape(shown))
+    total = at
+    return mark_safe(("…" if begin else "") + "".join(html) + ("…" if end < total else ""))  # noqa: S308
+
+
+def _plain_excerpts(ids: list[Any], q: str) -> dict[Any, tuple[str, str]]:
+    """The first line of each conversation containing every word, cut around the first word (not marked)."""
+    words = _search_words(q)
+    found: dict[Any, tuple[str, str]] = {}
+    lines = Turn.objects.filter(*[Q(text__icontains=w) for w in words], conversation_id__in=ids)
+    for pk, role, text in lines.order_by("conversation_id", "position").values_list("conversation_id", "role", "text"):
+        if pk not in found:
+            found[pk] = (role, _excerpt(text, words[0]))
+    return found
+
+
+def _excerpt(text: str, word: str) -> str:
+    """About EXCERPT_CHARS of `text` around the first occurrence of `word`."""
+    text = " ".join(text.split())
+    if len(text) <= EXCERPT_CHARS:
+        return text
+    at = max(0, text.lower().find(word.lower()))
+    begin = max(0, at - EXCERPT_CHARS // 3)
+    end = begin + EXCERPT_CHARS
+    return ("…" if begin else "") + text[begin:end].strip() + ("…" if end < len(text) else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class TranscriptLine:
+    """One turn as the conversation page shows it."""
+
+    turn: Turn
+    offset: datetime.timedelta  # since the conversation started
+    tokens: int | None  # total tokens of the response that produced it (assistant turns)
+    tokens_estimated: bool
+    heard: str = ""  # an interrupted reply: the words the user probably heard...
+    unheard: str = ""  # ...and the rest, generated but never played
+    heard_share: float | None = None  # heard/generated audio, None when it cannot be estimated
+
+
+@dataclasses.dataclass(frozen=True)
+class Transcript:
+    """A conversation's lines and its token totals."""
+
+    lines: list[TranscriptLine]
+    duration: datetime.timedelta | None  # None while in progress
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    estimated: bool  # some usage was counted by the app, not reported by the service
+
+
+def transcript_of(*, conversation: Conversation) -> Transcript:
+    """The conversation's turns in order with their times, tokens and heard shares, and its token totals."""
+    usage = Usage.objects.filter(conversation_id=OuterRef("conversation_id"), response_id=OuterRef("response_id"))
+    turns = (
+        turns_of(conversation=conversation)
+        .annotate(
+            offset=ExpressionWrapper(F("created_at") - F("conversation__started_at"), output_field=DurationField()),
+            tokens=Subquery(usage.values("total_tokens")[:1]),
+            tokens_estimated=Subquery(usage.values("estimated")[:1]),
+        )
+    )
+    lines = []
+    for turn in turns:
+        split = None
+        if turn.role == Turn.Role.ASSISTANT and turn.interrupted:
+            split = heard_split(turn.text, heard_ms=turn.audio_ms, generated_ms=turn.generated_ms)
+        # The journal writes rows a moment after the fact; a turn never starts before its conversation.
+        offset = max(turn.offset or datetime.timedelta(0), datetime.timedelta(0))
+        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated))
+        if split is not None:
+            line = dataclasses.replace(line, heard=split[0], unheard=split[1], heard_share=split[2])
+        lines.append(line)
+    totals = Usage.objects.filter(conversation=conversation).aggregate(
+        input_tokens=Coalesce(Sum("input_tokens"), 0),
+        output_tokens=Coalesce(Sum("output_tokens"), 0),
+        total_tokens=Coalesce(Sum("total_tokens"), 0),
+        estimated=Count("pk", filter=Q(estimated=True)),
+    )
+    duration = conversation.ended_at - conversation.started_at if conversation.ended_at else None
+    return Transcript(lines, duration, totals["input_tokens"], totals["output_tokens"], totals["total_tokens"],
+                      bool(totals["estimated"]))
+
+
+_WORD = re.compile(r"\S+")
+
+
+def heard_split(text: str, *, heard_ms: int, generated_ms: int) -> tuple[str, str, float] | None:
+    """Split an interrupted reply into the words probably heard and the rest, with the heard share.
+
+    An estimate: the share of the words equal to the share of the audio played (heard over generated),
+    as if the words were evenly spread over the audio. None when the generated length is unknown.
+    """
+    if generated_ms <= 0 or not text.strip():
+        return None
+    share = min(1.0, max(0.0, heard_ms / generated_ms))
+    words = list(_WORD.finditer(text))
+    count = round(len(words) * share)
+    if count == 0:
+        return "", text.strip(), share
+    cut = words[count - 1].end()
+    return text[:cut].strip(), text[cut:].strip(), share

@@ -50,6 +50,17 @@ def conversation_discard(*, conversation_id: Any) -> bool:
     return bool(deleted)
 
 
+def conversation_rename(*, conversation: Conversation, title: str) -> None:
+    """Give a conversation the title its user chose (a new user turn no longer changes it)."""
+    conversation.title = " ".join(title.split())[: Conversation._meta.get_field("title").max_length]
+    conversation.save(update_fields=["title"])
+
+
+def conversation_delete(*, conversation: Conversation) -> None:
+    """Delete a conversation with its turns and usage."""
+    conversation.delete()
+
+
 def conversation_set_session(*, conversation_id: Any, upstream_session_id: str) -> None:
     """Remember the upstream session id (the latest one, when a session was replaced)."""
     Conversation.objects.filter(pk=conversation_id).update(upstream_session_id=upstream_session_id[:100])
