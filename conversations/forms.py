@@ -126,3 +126,40 @@ class PreferencesForm(forms.Form):
     def error_dict(self) -> dict[str, list[str]]:
         """Errors as plain messages per field, for the JSON answer."""
         return {field: [e["message"] for e in errors] for field, errors in self.errors.get_json_data().items()}
+
+
+class HistoryFilterForm(forms.Form):
+    """The history page's search and date range (`?q=…&from=YYYY-MM-DD&to=YYYY-MM-DD`), from the query string."""
+
+    q = forms.CharField(label=_("Search"), required=False, max_length=200)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # "from" is a Python keyword, so these two cannot be class attributes.
+        for name, label in (("from", _("From")), ("to", _("To"))):
+            self.fields[name] = forms.DateField(
+                label=label,
+                required=False,
+                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                error_messages={"invalid": _("Enter a date as YYYY-MM-DD.")},
+            )
+
+    def clean(self) -> dict[str, Any]:
+        """Refuse a range that ends before it starts."""
+        cleaned = super().clean()
+        start, end = cleaned.get("from"), cleaned.get("to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The start date is after the end date."), code="reversed_range")
+        return cleaned
+
+    @property
+    def filtering(self) -> bool:
+        """Whether a search or a date narrows the list (valid forms only)."""
+        data = self.cleaned_data
+        return bool(data.get("q", "").strip() or data.get("from") or data.get("to"))
+
+
+class RenameForm(forms.Form):
+    """A conversation's new title."""
+
+    title = forms.CharField(label=_("Title"), max_length=200)

@@ -1,18 +1,22 @@
-"""HTTP views: the talk page, settings, the pre-flight check and sign-up. All require login unless marked."""
+"""HTTP views: talk, history, settings, the pre-flight check and sign-up. All require login unless marked."""
 from __future__ import annotations
+
+import uuid
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import UserCreationForm
+from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
-from .forms import PreferencesForm
+from .forms import HistoryFilterForm, PreferencesForm, RenameForm
+from .models import Conversation
 from .realtime import options
 from .upstream import configured_dialect, transcription_models
 
@@ -40,6 +44,80 @@ def talk(request: HttpRequest) -> HttpResponse:
         "presets": options.PRESETS,
     }
     return render(request, "conversations/talk.html", context)
+
+
+HISTORY_PAGE_SIZE = 20
+
+
+@require_GET
+def history(request: HttpRequest) -> HttpResponse:
+    """The user's conversations, newest first; `?q=` searches them, `?from=`/`?to=` narrow them to dates."""
+    form = HistoryFilterForm(request.GET)
+    if not form.is_valid():
+        return render(request, "conversations/history.html", {"form": form}, status=400)
+    q = form.cleaned_data["q"]
+    conversations = selectors.conversation_list(
+        user=request.user, q=q, started_from=form.cleaned_data["from"], started_to=form.cleaned_data["to"]
+    )
+    page = Paginator(conversations, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "rows": selectors.history_rows(conversations=page.object_list, q=q),
+        "q": q,
+        "filtering": form.filtering,
+        # Only worth a query when nothing matched: tells "no conversations yet" from "no match".
+        "has_conversations": bool(page.object_list) or selectors.conversation_exists_for(user=request.user),
+    }
+    return render(request, "conversations/history.html", context)
+
+
+def _own_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Conversation:
+    """The requesting user's conversation, or a 404 that looks the same for anyone else's and for none."""
+    conversation = selectors.conversation_for(user=request.user, conversation_id=conversation_id)
+    if conversation is None:
+        raise Http404("No such conversation.")
+    return conversation
+
+
+def _conversation_page(
+    request: HttpRequest, conversation: Conversation, rename_form: RenameForm | None = None, status: int = 200
+) -> HttpResponse:
+    context = {
+        "conversation": conversation,
+        "transcript": selectors.transcript_of(conversation=conversation),
+        "rename_form": rename_form or RenameForm(initial={"title": conversation.title}),
+    }
+    return render(request, "conversations/conversation.html", context, status=status)
+
+
+@require_GET
+def conversation(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """One conversation's transcript with times, heard shares and tokens, and what can be done with it."""
+    return _conversation_page(request, _own_conversation(request, conversation_id))
+
+
+@require_POST
+def conversation_rename(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Give a conversation a new title."""
+    conversation = _own_conversation(request, conversation_id)
+    form = RenameForm(request.POST)
+    if not form.is_valid():
+        return _conversation_page(request, conversation, rename_form=form, status=400)
+    services.conversation_rename(conversation=conversation, title=form.cleaned_data["title"])
+    messages.success(request, _("Renamed."))
+    return redirect("conversations:conversation", conversation_id=conversation.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def conversation_delete(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
+    """Ask before deleting a conversation (GET); delete it (POST)."""
+    conversation = _own_conversation(request, conversation_id)
+    if request.method == "GET":
+        return render(request, "conversations/conversation_delete.html", {"conversation": conversation})
+    services.conversation_delete(conversation=conversation)
+    messages.success(request, _("The conversation was deleted."))
+    return redirect("conversations:history")
 
 
 @require_http_methods(["GET", "POST"])

@@ -1,0 +1,25 @@
+"""Template filters for the history pages."""
+from __future__ import annotations
+
+import datetime
+
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def clock(value: datetime.timedelta | None) -> str:
+    """A duration as a clock reads it: 0:12, 12:34 or 1:02:03 (negative counts as zero)."""
+    if value is None:
+        return ""
+    seconds = max(0, int(value.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A share between 0 and 1 as a whole percentage ("42")."""
+    return "" if value is None else str(round(value * 100))
