@@ -213,3 +213,8 @@ def test_transcripts_and_titles_are_escaped_on_every_page(signed_in, user):
     if connection.vendor == "postgresql":
         searched = pages[1].content.decode()
         assert "&lt;script&gt;alert(&#x27;pwned&#x27;)&lt;/script&gt; <mark>pelican</mark>" in searched
+
+
+@pytest.mark.parametrize("lang,expected", [("es", "Aún no hay conversaciones"), ("de", "Noch keine Gespräche")])
+def test_the_history_page_speaks_the_users_language(signed_in, lang, expected):
+    assert expected in signed_in.get("/history/", HTTP_ACCEPT_LANGUAGE=lang).content.decode()
