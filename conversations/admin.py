@@ -7,7 +7,7 @@ from .models import Conversation, Turn, Usage
 class TurnInline(admin.TabularInline):
     model = Turn
     extra = 0
-    fields = ("position", "role", "text", "interrupted", "audio_ms", "item_id")
+    fields = ("position", "role", "text", "interrupted", "audio_ms", "generated_ms", "item_id")
     readonly_fields = fields
     ordering = ("position",)
 

@@ -227,3 +227,15 @@ def test_delete_removes_the_conversation_its_turns_and_its_usage(user):
     assert not Turn.objects.filter(conversation_id=conversation.pk).exists()
     assert not Usage.objects.filter(conversation_id=conversation.pk).exists()
     assert Turn.objects.filter(conversation=kept).count() == 1
+
+
+def test_a_cut_reply_stores_its_heard_and_sent_lengths_through_the_journal(user):
+    from conversations.relay.effects import TurnAudio
+
+    conversation = stored(user, [("assistant", "a long answer")])
+    services.journal_apply(conversation_id=conversation.pk, ops=[
+        TurnAudio("item_0", 2000),
+        TurnAudio("item_0", 600, interrupted=True, generated_ms=2400),
+    ])
+    turn = Turn.objects.get(conversation=conversation)
+    assert (turn.audio_ms, turn.generated_ms, turn.interrupted) == (600, 2400, True)
