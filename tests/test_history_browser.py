@@ -1,0 +1,62 @@
+"""In a real Chromium: a typed word finds its conversation in history, which reads back and continues."""
+import subprocess
+
+import pytest
+
+from .browser_support import browser_available, simulator_thread, speech_wav, wait_until
+from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
+]
+
+
+def reload_until(page, url: str, selector: str, timeout: float = 20.0) -> None:
+    """Load `url` until `selector` is on it: the journal writes a moment after Stop."""
+    # Playwright's sync API runs an event loop in this thread, so the test cannot ask the ORM itself.
+    def shown() -> bool:
+        page.goto(url)
+        return page.locator(selector).count() > 0
+
+    wait_until(shown, timeout=timeout, interval=0.5)
+
+
+def test_a_typed_word_finds_the_conversation_which_reads_back_and_continues(account, open_browser, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.fill("#text-input", "Tell me about the quetzalcoatlus")
+        b.page.press("#text-input", "Enter")
+        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=You wrote', timeout=20_000)
+        b.page.click("#stop")
+
+        reload_until(b.page, f"{url}/history/?q=quetzalcoatlus", ".history-excerpt mark >> text=quetzalcoatlus")
+        b.page.click(".history-title")
+        b.page.wait_for_selector('.dialogue .bubble[data-role="user"] >> text=Tell me about the quetzalcoatlus')
+        b.page.wait_for_selector('.dialogue .bubble[data-role="assistant"] >> text=You wrote')
+
+        b.page.click("text=Continue")
+        b.page.wait_for_selector("#continue-line")
+        b.page.wait_for_selector('#transcript .bubble[data-role="user"] >> text=Tell me about the quetzalcoatlus')
+
+
+def test_an_interrupted_reply_shows_what_was_heard_apart(account, open_browser, tmp_path):
+    first = speech_wav(tmp_path / "a.wav", "Hello there, please tell me a long story.", lead_silence_s=1.5, tail_silence_s=2.0)
+    second = speech_wav(tmp_path / "b.wav", "Stop, wait a moment please.", lead_silence_s=0, tail_silence_s=4)
+    wav = tmp_path / "barge.wav"
+    subprocess.run(["sox", str(first), str(second), str(wav)], check=True)
+    with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.start()
+        wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)
+        b.page.wait_for_selector("#transcript .bubble.interrupted", timeout=10_000)
+        b.page.click("#stop")
+        reload_until(b.page, f"{url}/history/", ".history-title")
+        b.page.click(".history-title")
+        conversation_url = b.page.url
+        reload_until(b.page, conversation_url, ".dialogue .bubble.interrupted >> text=heard, estimated")
+        assert b.page.locator(".dialogue .bubble.interrupted .heard, .dialogue .bubble.interrupted .unheard").count() >= 1
