@@ -123,6 +123,7 @@ def _search_words(q: str) -> list[str]:
 
 
 def _postgres() -> bool:
+    """Whether the database has PostgreSQL's full-text search."""
     return connection.vendor == "postgresql"
 
 
@@ -158,7 +159,8 @@ def conversation_list(
     if not _postgres():
         words = _search_words(q)
         title_has_all = Q(*[Q(title__icontains=w) for w in words])
-        lines = Turn.objects.filter(*[Q(text__icontains=w) for w in words]).values("conversation_id")
+        lines = Turn.objects.filter(*[Q(text__icontains=w) for w in words], conversation__user=user)
+        lines = lines.values("conversation_id")
         return conversations.filter(title_has_all | Q(pk__in=lines)).order_by("-started_at")
     query = SearchQuery(q, config=SEARCH_CONFIG, search_type="websearch")
     matching_lines = Turn.objects.annotate(document=SearchVector("text", config=SEARCH_CONFIG)).filter(document=query)
@@ -172,7 +174,10 @@ def conversation_list(
     title_rank = SearchRank(SearchVector("title", config=SEARCH_CONFIG), query)
     return (
         conversations.alias(title_document=SearchVector("title", config=SEARCH_CONFIG))
-        .filter(Q(title_document=query) | Q(pk__in=matching_lines.values("conversation_id")))
+        .filter(
+            Q(title_document=query)
+            | Q(pk__in=matching_lines.filter(conversation__user=user).values("conversation_id"))
+        )
         .annotate(
             rank=title_rank * TITLE_RANK_WEIGHT
             + Coalesce(Subquery(line_ranks, output_field=FloatField()), 0.0, output_field=FloatField())

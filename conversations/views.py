@@ -83,6 +83,7 @@ def _own_conversation(request: HttpRequest, conversation_id: uuid.UUID) -> Conve
 def _conversation_page(
     request: HttpRequest, conversation: Conversation, rename_form: RenameForm | None = None, status: int = 200
 ) -> HttpResponse:
+    """Render a conversation's page, with a rename form that may carry errors."""
     context = {
         "conversation": conversation,
         "transcript": selectors.transcript_of(conversation=conversation),
