@@ -59,8 +59,10 @@ json_values = st.recursive(
 )
 
 
-# zipfile itself cannot write a NUL in a name, and a slash makes a folder.
-member_names = st.text(st.characters(blacklist_characters="\x00/"), min_size=1, max_size=12).map(lambda s: s + ".json")
+# zipfile itself cannot write a NUL or a lone surrogate in a name, and a slash makes a folder.
+member_names = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00/"), min_size=1, max_size=12
+).map(lambda s: s + ".json")
 
 
 def mutations() -> st.SearchStrategy:
