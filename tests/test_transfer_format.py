@@ -185,6 +185,20 @@ def test_a_document_with_thousands_of_problems_lists_a_hundred_and_counts_the_re
     assert len(errors) == format.MAX_ERRORS + 1 and errors[-1].endswith("more problems")
 
 
+def test_a_file_of_many_broken_turns_keeps_a_hundred_problems_and_counts_the_rest():
+    data = json.dumps(document(turns=[{}] * 200_000)).encode()
+    errors = archive.parse_upload("a.json", data, max_bytes=len(data))[1]
+    assert len(errors) == format.MAX_ERRORS + 1
+    assert errors[-1] == f"… and {3 * 200_000 - format.MAX_ERRORS} more problems"
+
+
+def test_problems_across_many_zip_members_are_capped_too():
+    bad = json.dumps(document(turns=[{}] * 50)).encode()
+    data = _zip({f"c{i}.json": bad for i in range(5)})
+    errors = archive.parse_upload("all.zip", data, max_bytes=MAX)[1]
+    assert len(errors) == format.MAX_ERRORS + 1 and errors[-1] == f"… and {5 * 150 - 100} more problems"
+
+
 def test_non_utf8_bytes_get_a_clear_error():
     assert archive.parse_upload("a.json", b"\xff\xfe{}", max_bytes=MAX)[1] == ["a.json is not UTF-8 text (byte 0)"]
 

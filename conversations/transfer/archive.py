@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from django.utils.translation import gettext as _
 
-from .format import ImportedConversation, parse_document
+from .format import MAX_ERRORS, ImportedConversation, check_document, more_problems
 
 # A zip may hold this many times the upload limit once unpacked (JSON packs about ten to one).
 UNPACKED_FACTOR = 5
@@ -114,17 +114,21 @@ def parse_upload(name: str, data: bytes, *, max_bytes: int) -> tuple[list[Import
     several = len(documents) > 1 or is_zip(data)
     conversations: list[ImportedConversation] = []
     errors: list[str] = []
+    count = 0
     seen: dict[str, str] = {}
     for document in documents:
-        conversation, problems = parse_document(document.value)
+        conversation, problems, found = check_document(document.value)
         # In a zip each problem also says which member it is in.
-        errors.extend(f"{document.name}: {p}" if several else p for p in problems)
+        errors.extend(f"{document.name}: {p}" if several else p for p in problems[:MAX_ERRORS - len(errors)])
+        count += found
         if conversation is None:
             continue
         if conversation.original_id in seen:
-            errors.append(_("%(name)s: conversation.id: %(id)s is also the id in %(other)s")
-                          % {"name": document.name, "id": conversation.original_id, "other": seen[conversation.original_id]})
+            count += 1
+            if len(errors) < MAX_ERRORS:
+                errors.append(_("%(name)s: conversation.id: %(id)s is also the id in %(other)s") % {
+                    "name": document.name, "id": conversation.original_id, "other": seen[conversation.original_id]})
             continue
         seen[conversation.original_id] = document.name
         conversations.append(conversation)
-    return ([], errors) if errors else (conversations, [])
+    return ([], more_problems(errors, count)) if count else (conversations, [])

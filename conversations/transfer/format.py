@@ -125,9 +125,13 @@ class _Checker:
 
     def __init__(self) -> None:
         self.errors: list[str] = []
+        self.count = 0
 
     def fail(self, where: str, message: str) -> None:
-        self.errors.append(f"{where}: {message}" if where else message)
+        # Counted past the cap but not kept: a file of a million broken turns must not fill memory.
+        self.count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(f"{where}: {message}" if where else message)
 
     def obj(self, parent: Mapping[str, Any], key: str, where: str) -> dict[str, Any] | None:
         value = parent.get(key)
@@ -238,7 +242,7 @@ def _turn(c: _Checker, raw: Any, where: str) -> ImportedTurn | None:
     if not isinstance(raw, dict):
         c.fail(where, _("must be an object"))
         return None
-    before = len(c.errors)
+    before = c.count
     turn = ImportedTurn(
         role=c.choice(raw, "role", f"{where}.role", ROLES),
         position=c.integer(raw, "position", f"{where}.position"),
@@ -250,14 +254,14 @@ def _turn(c: _Checker, raw: Any, where: str) -> ImportedTurn | None:
         status_reason=c.string(raw, "status_reason", f"{where}.status_reason", max_length=200, required=False),
         response_id=c.string(raw, "response_id", f"{where}.response_id", max_length=128, required=False),
     )
-    return turn if len(c.errors) == before else None
+    return turn if c.count == before else None
 
 
 def _usage(c: _Checker, raw: Any, where: str) -> ImportedUsage | None:
     if not isinstance(raw, dict):
         c.fail(where, _("must be an object"))
         return None
-    before = len(c.errors)
+    before = c.count
     usage = ImportedUsage(
         response_id=c.string(raw, "response_id", f"{where}.response_id", max_length=128, non_empty=True),
         model=c.string(raw, "model", f"{where}.model", max_length=100),
@@ -266,21 +270,34 @@ def _usage(c: _Checker, raw: Any, where: str) -> ImportedUsage | None:
         estimated=c.boolean(raw, "estimated", f"{where}.estimated", required=False),
         created_at=c.moment(raw, "created_at", f"{where}.created_at", required=False, nullable=True),
     )
-    return usage if len(c.errors) == before else None
+    return usage if c.count == before else None
+
+
+def more_problems(errors: list[str], count: int) -> list[str]:
+    """The problems kept, followed by how many more there were when some were left out."""
+    if count <= len(errors):
+        return errors
+    return [*errors, _("… and %(count)s more problems") % {"count": count - len(errors)}]
 
 
 def parse_document(document: Any) -> tuple[ImportedConversation | None, list[str]]:
     """Check one decoded export document: the conversation, or None and every problem with where it is."""
+    conversation, errors, count = check_document(document)
+    return conversation, more_problems(errors, count)
+
+
+def check_document(document: Any) -> tuple[ImportedConversation | None, list[str], int]:
+    """Check one decoded export document: the conversation, or None, the first problems and how many there are."""
     c = _Checker()
     if not isinstance(document, dict):
-        return None, [_("the file must hold a JSON object, the export of one conversation")]
+        return None, [_("the file must hold a JSON object, the export of one conversation")], 1
     if document.get("format") != FORMAT:
         return None, [_("format: must be %(format)s; this is not a conversation export of this app")
-                      % {"format": repr(FORMAT)}]
+                      % {"format": repr(FORMAT)}], 1
     version = document.get("version")
     if isinstance(version, bool) or version != VERSION:
         return None, [_("version: %(found)s is not supported; this app reads version %(version)s")
-                      % {"found": repr(version)[:40], "version": VERSION}]
+                      % {"found": repr(version)[:40], "version": VERSION}], 1
     c.moment(document, "exported_at", "exported_at", required=False)
     found = c.obj(document, "conversation", "conversation")
     # Without the object itself its fields are not reported missing one by one.
@@ -327,14 +344,11 @@ def parse_document(document: Any) -> tuple[ImportedConversation | None, list[str
         responses.setdefault(row.response_id, index)
         usage.append(row)
 
-    if c.errors:
-        errors = c.errors[:MAX_ERRORS]
-        if len(c.errors) > MAX_ERRORS:
-            errors.append(_("… and %(count)s more problems") % {"count": len(c.errors) - MAX_ERRORS})
-        return None, errors
+    if c.count:
+        return None, c.errors, c.count
     assert started_at is not None
     return ImportedConversation(
         original_id=original_id, title=title, started_at=started_at, ended_at=ended_at, status=status,
         provider=provider, deployment=deployment, dialect=dialect, error=error, settings=settings,
         turns=sorted(turns, key=lambda t: t.position), usage=usage,
-    ), []
+    ), [], 0
