@@ -24,10 +24,10 @@ from .transfer import archive, markdown
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-def _filename(conversation: Conversation, extension: str) -> str:
-    """An ASCII file name from the title and the id, safe in a Content-Disposition header and on any disk."""
-    stem = slugify(conversation.title)[:50].strip("-") or "conversation"
-    return f"{stem}-{conversation.pk.hex[:8]}.{extension}"
+def _stem(conversation: Conversation) -> str:
+    """An ASCII file name (without extension) from the title and the id, safe in a header and on any disk."""
+    title = slugify(conversation.title)[:50].strip("-") or "conversation"
+    return f"{title}-{conversation.pk.hex[:8]}"
 
 
 def _own(request: HttpRequest, conversation_id: object) -> Conversation:
@@ -53,7 +53,7 @@ def export_json(request: HttpRequest, conversation_id: object) -> HttpResponse:
     """Download one conversation as a JSON export (docs/export-format.md)."""
     conversation = _own(request, conversation_id)
     document = selectors.conversation_export(conversation=conversation, exported_at=timezone.now())
-    return _attachment(_dumps(document), _filename(conversation, "json"), "application/json; charset=utf-8")
+    return _attachment(_dumps(document), f"{_stem(conversation)}.json", "application/json; charset=utf-8")
 
 
 @require_GET
@@ -61,14 +61,14 @@ def export_markdown(request: HttpRequest, conversation_id: object) -> HttpRespon
     """Download one conversation as Markdown, for reading."""
     conversation = _own(request, conversation_id)
     document = selectors.conversation_export(conversation=conversation, exported_at=timezone.now())
-    return _attachment(markdown.render(document), _filename(conversation, "md"), "text/markdown; charset=utf-8")
+    return _attachment(markdown.render(document), f"{_stem(conversation)}.md", "text/markdown; charset=utf-8")
 
 
 def _all_files(request: HttpRequest) -> Iterator[tuple[str, str]]:
     now = timezone.now()
     for conversation in selectors.conversations_to_export(user=request.user).iterator(chunk_size=100):
         document = selectors.conversation_export(conversation=conversation, exported_at=now)
-        stem = _filename(conversation, "")[:-1]
+        stem = _stem(conversation)
         yield f"conversations/{stem}.json", _dumps(document)
         yield f"conversations/{stem}.md", markdown.render(document)
 
