@@ -28,10 +28,18 @@ class Conversation(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     upstream_session_id = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
+    # The id the conversation had in the export it was imported from: the same file twice is found by it.
+    imported_from = models.CharField(max_length=100, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
         indexes = [models.Index(fields=["user", "-started_at"])]
+        constraints = [
+            # Also the index duplicate detection looks up; two imports racing cannot both write.
+            models.UniqueConstraint(
+                fields=["user", "imported_from"], condition=~models.Q(imported_from=""), name="conversation_unique_import"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.started_at:%Y-%m-%d %H:%M}"

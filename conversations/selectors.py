@@ -372,3 +372,29 @@ def heard_split(text: str, *, heard_ms: int, generated_ms: int) -> tuple[str, st
         return "", text.strip(), share
     cut = words[count - 1].end()
     return text[:cut].strip(), text[cut:].strip(), share
+
+
+def conversation_export(*, conversation: Conversation, exported_at: Any) -> dict[str, Any]:
+    """The export document (docs/export-format.md) of one conversation, read in three queries."""
+    from .models import Usage
+    from .transfer.format import TOKEN_FIELDS, build_document
+
+    row = {name: getattr(conversation, name) for name in (
+        "id", "title", "started_at", "ended_at", "status", "provider", "deployment", "dialect", "settings", "error")}
+    turns = Turn.objects.filter(conversation=conversation).order_by("position").values(
+        "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id")
+    usage = Usage.objects.filter(conversation=conversation).order_by("created_at", "pk").values(
+        "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at")
+    return build_document(conversation=row, turns=turns, usage=usage, exported_at=exported_at)
+
+
+def conversations_to_export(*, user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """All of the user's conversations, oldest first, for "export all"."""
+    return Conversation.objects.filter(user=user).order_by("started_at", "pk")
+
+
+def conversation_ids_imported(*, user: AbstractBaseUser, original_ids: list[str]) -> set[str]:
+    """Which of these exported ids this user has already imported."""
+    return set(
+        Conversation.objects.filter(user=user, imported_from__in=original_ids).values_list("imported_from", flat=True)
+    )

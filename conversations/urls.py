@@ -1,7 +1,7 @@
 """URL routes of the conversations app."""
 from django.urls import path
 
-from . import views
+from . import views, views_transfer
 
 app_name = "conversations"
 
@@ -14,4 +14,9 @@ urlpatterns = [
     path("history/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
     path("settings/", views.preferences, name="settings"),
     path("check/", views.check, name="check"),
+    # Export and import (views_transfer.py); the history pages themselves live in views.py.
+    path("history/<uuid:conversation_id>/export.json", views_transfer.export_json, name="export_json"),
+    path("history/<uuid:conversation_id>/export.md", views_transfer.export_markdown, name="export_md"),
+    path("history/export-all.zip", views_transfer.export_all, name="export_all"),
+    path("history/import/", views_transfer.import_conversations, name="import"),
 ]

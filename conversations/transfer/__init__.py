@@ -1,0 +1,1 @@
+"""Export and import of conversations: the file format, reading uploads and Markdown; no ORM here."""
