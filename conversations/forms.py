@@ -163,3 +163,20 @@ class RenameForm(forms.Form):
     """A conversation's new title."""
 
     title = forms.CharField(label=_("Title"), max_length=200)
+
+
+class DeleteAllDataForm(forms.Form):
+    """Deleting everything is confirmed by typing one's own username."""
+
+    username = forms.CharField(label=_("Type your username to confirm"), max_length=150)
+
+    def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_username(self) -> str:
+        """Only the signed-in user's own username confirms."""
+        value = self.cleaned_data["username"].strip()
+        if value != self.user.get_username():
+            raise forms.ValidationError(_("That is not your username; nothing was deleted."))
+        return value

@@ -61,6 +61,18 @@ def conversation_delete(*, conversation: Conversation) -> None:
     conversation.delete()
 
 
+@transaction.atomic
+def user_data_delete(*, user: AbstractBaseUser) -> int:
+    """Delete all of a user's conversations (turns, usage and imports with them) and their settings; the login stays.
+
+    Returns how many conversations were deleted.
+    """
+    count = Conversation.objects.filter(user=user).count()
+    Conversation.objects.filter(user=user).delete()
+    VoicePreferences.objects.filter(user=user).delete()
+    return count
+
+
 def conversation_set_session(*, conversation_id: Any, upstream_session_id: str) -> None:
     """Remember the upstream session id (the latest one, when a session was replaced)."""
     Conversation.objects.filter(pk=conversation_id).update(upstream_session_id=upstream_session_id[:100])

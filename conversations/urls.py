@@ -13,6 +13,7 @@ urlpatterns = [
     path("history/<uuid:conversation_id>/rename/", views.conversation_rename, name="conversation_rename"),
     path("history/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
     path("settings/", views.preferences, name="settings"),
+    path("settings/delete-my-data/", views.delete_my_data, name="delete_my_data"),
     path("check/", views.check, name="check"),
     # Export and import (views_transfer.py); the history pages themselves live in views.py.
     path("history/<uuid:conversation_id>/export.json", views_transfer.export_json, name="export_json"),

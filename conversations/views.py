@@ -12,10 +12,11 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import selectors, services
-from .forms import HistoryFilterForm, PreferencesForm, RenameForm
+from .forms import DeleteAllDataForm, HistoryFilterForm, PreferencesForm, RenameForm
 from .models import Conversation
 from .realtime import options
 from .upstream import configured_dialect, transcription_models
@@ -119,6 +120,20 @@ def conversation_delete(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
     services.conversation_delete(conversation=conversation)
     messages.success(request, _("The conversation was deleted."))
     return redirect("conversations:history")
+
+
+@require_http_methods(["GET", "POST"])
+def delete_my_data(request: HttpRequest) -> HttpResponse:
+    """Ask for confirmation (GET), then delete all the user's conversations and settings (POST)."""
+    form = DeleteAllDataForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        count = services.user_data_delete(user=request.user)
+        messages.success(request, ngettext("%(count)d conversation and your settings were deleted.",
+                                           "%(count)d conversations and your settings were deleted.", count)
+                         % {"count": count})
+        return redirect("conversations:history")
+    status = 400 if request.method == "POST" else 200
+    return render(request, "conversations/delete_my_data.html", {"form": form}, status=status)
 
 
 @require_http_methods(["GET", "POST"])
