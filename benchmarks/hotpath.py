@@ -95,7 +95,7 @@ def process(name: str, argv: list[str], port: int, env: dict[str, str] | None = 
 # --- The load ---------------------------------------------------------------------------------------
 
 @dataclass
-class Path_:
+class Route:
     """One way from the clients to the echo: how to connect, and the process whose CPU it costs."""
 
     name: str
@@ -123,7 +123,7 @@ class Result:
         return 1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def open_socket(path: Path_, cookie: str):
+async def open_socket(path: Route, cookie: str):
     """Connect one client along the path; for the project, log in and wait until the relay is ready."""
     if path.kind == "direct":
         return await connect(path.url, additional_headers={"api-key": KEY}, compression=None, max_size=None)
@@ -138,7 +138,7 @@ async def open_socket(path: Path_, cookie: str):
             return ws
 
 
-async def stream(ws, path: Path_, start: float, seconds: float, result: Result) -> None:
+async def stream(ws, path: Route, start: float, seconds: float, result: Result) -> None:
     """Send sequence-numbered frames in real time from `start`; time each one's return."""
     loop = asyncio.get_running_loop()
     clock = time.perf_counter  # uvloop's loop.time() only counts whole milliseconds
@@ -187,7 +187,7 @@ async def stream(ws, path: Path_, start: float, seconds: float, result: Result) 
     result.received += got
 
 
-async def run_path(path: Path_, n: int, seconds: float, cookies: list[str], profile: Path | None = None) -> Result:
+async def run_path(path: Route, n: int, seconds: float, cookies: list[str], profile: Path | None = None) -> Result:
     """Connect n clients along the path, stream for `seconds` with their frames spread over the 40 ms, close."""
     result = Result()
     try:
@@ -200,7 +200,7 @@ async def run_path(path: Path_, n: int, seconds: float, cookies: list[str], prof
     return result
 
 
-async def _run_path(path: Path_, n: int, seconds: float, cookies: list[str], profile: Path | None,
+async def _run_path(path: Route, n: int, seconds: float, cookies: list[str], profile: Path | None,
                     result: Result) -> None:
     opened = await asyncio.gather(*(open_socket(path, cookies[i % len(cookies)]) for i in range(n)),
                                   return_exceptions=True)
@@ -310,12 +310,12 @@ def main(argv: list[str] | None = None) -> int:
         echo_url = f"ws://127.0.0.1:{echo_port}/openai/v1/realtime?model=gpt-realtime"
         bare = stack.enter_context(process("bare", [PY, str(ROOT / "benchmarks/bare_relay.py"), "--port",
                                                     str(bare_port), "--upstream", echo_url], bare_port))
-        paths = [Path_("direct", echo_url, "direct"), Path_("bare relay", f"ws://127.0.0.1:{bare_port}/", "bare", bare.pid)]
+        paths = [Route("direct", echo_url, "direct"), Route("bare relay", f"ws://127.0.0.1:{bare_port}/", "bare", bare.pid)]
         for name in args.servers:
             port = free_port()
             proc = stack.enter_context(process(name, server_commands(port)[name], port, env))
             label = f"project ({project_server.NAME}, make run)" if name == "project" else f"project on {name}"
-            paths.append(Path_(label, f"ws://127.0.0.1:{port}/ws/talk/", "project", proc.pid))
+            paths.append(Route(label, f"ws://127.0.0.1:{port}/ws/talk/", "project", proc.pid))
 
         if args.before:
             port = free_port()
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
                                     text=True).stdout.strip()
             argv = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "voiceapp.asgi:application"]
             proc = stack.enter_context(process("before", argv, port, env, cwd=args.before))
-            paths.append(Path_(f"project before ({commit}, daphne)", f"ws://127.0.0.1:{port}/ws/talk/", "project",
+            paths.append(Route(f"project before ({commit}, daphne)", f"ws://127.0.0.1:{port}/ws/talk/", "project",
                                proc.pid))
 
         import uvloop

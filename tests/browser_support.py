@@ -87,6 +87,15 @@ def speech_wav(path: Path, text: str, *, lead_silence_s: float = 2.0, tail_silen
     return path
 
 
+def barge_in_wav(folder: Path) -> Path:
+    """A request for a long answer, then "Stop" 2 s after it: the reply (about 2.5 s) is playing by then."""
+    first = speech_wav(folder / "a.wav", "Hello there, please tell me a long story.", lead_silence_s=1.5, tail_silence_s=2.0)
+    second = speech_wav(folder / "b.wav", "Stop, wait a moment please.", lead_silence_s=0, tail_silence_s=4)
+    wav = folder / "barge.wav"
+    subprocess.run(["sox", str(first), str(second), str(wav)], check=True)
+    return wav
+
+
 def browser_available() -> bool:
     """Whether Chromium, espeak-ng and sox are installed."""
     return Path(CHROMIUM).exists() and bool(shutil.which("espeak-ng")) and bool(shutil.which("sox"))

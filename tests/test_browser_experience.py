@@ -10,9 +10,10 @@ from conversations.realtime.options import Preferences
 from .browser_support import (
     ARTIFACTS,
     CHROMIUM,
+    app_server,
+    barge_in_wav,
     browser_available,
     chromium_args,
-    app_server,
     database_url,
     simulator_thread,
     speech_wav,
@@ -193,11 +194,7 @@ def test_a_bad_setting_gets_a_message_next_to_its_field(account, open_browser, t
 
 
 def test_barge_in_truncates_the_reply_at_what_was_played(account, open_browser, tmp_path):
-    # The second utterance starts 2 s after the first ends: the reply (about 2.5 s) is playing by then.
-    first = speech_wav(tmp_path / "a.wav", "Hello there, please tell me a long story.", lead_silence_s=1.5, tail_silence_s=2.0)
-    second = speech_wav(tmp_path / "b.wav", "Stop, wait a moment please.", lead_silence_s=0, tail_silence_s=4)
-    wav = tmp_path / "barge.wav"
-    subprocess.run(["sox", str(first), str(second), str(wav)], check=True)
+    wav = barge_in_wav(tmp_path)
     with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
         b = open_browser(url, wav)
         b.login()

@@ -1,9 +1,9 @@
 """In a real Chromium: a typed word finds its conversation in history, which reads back and continues."""
-import subprocess
+import json
 
 import pytest
 
-from .browser_support import browser_available, simulator_thread, speech_wav, wait_until
+from .browser_support import barge_in_wav, browser_available, simulator_thread, wait_until
 from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
 
 pytestmark = [
@@ -34,20 +34,33 @@ def test_a_typed_word_finds_the_conversation_which_reads_back_and_continues(acco
         b.page.click("#stop")
 
         reload_until(b.page, f"{url}/history/?q=quetzalcoatlus", ".history-excerpt mark >> text=quetzalcoatlus")
+        assert b.page.locator(".history-excerpt mark").all_inner_texts() == ["quetzalcoatlus"]
         b.page.click(".history-title")
         b.page.wait_for_selector('.dialogue .bubble[data-role="user"] >> text=Tell me about the quetzalcoatlus')
         b.page.wait_for_selector('.dialogue .bubble[data-role="assistant"] >> text=You wrote')
+        conversation_id = b.page.url.rstrip("/").rsplit("/", 1)[1]
 
         b.page.click("text=Continue")
+        assert b.page.url.endswith(f"/?conversation={conversation_id}")
         b.page.wait_for_selector("#continue-line")
         b.page.wait_for_selector('#transcript .bubble[data-role="user"] >> text=Tell me about the quetzalcoatlus')
 
+        # Start continues it: the new session is seeded with the earlier turns before it answers anything.
+        already = len(sim.received)
+        b.start()
+        b.page.fill("#text-input", "And how big were its wings")
+        b.page.press("#text-input", "Enter")
+        wait_until(lambda: [e for e in sim.received[already:] if e["type"] == "response.create"], timeout=20)
+        sent = sim.received[already:]
+        seeded = [i for i, e in enumerate(sent)
+                  if e["type"] == "conversation.item.create" and "quetzalcoatlus" in json.dumps(e)]
+        first_response = next(i for i, e in enumerate(sent) if e["type"] == "response.create")
+        assert seeded and seeded[0] < first_response
+        assert b.page.evaluate("window.voiceApp.stats.messages.ready") >= 1
+
 
 def test_an_interrupted_reply_shows_what_was_heard_apart(account, open_browser, tmp_path):
-    first = speech_wav(tmp_path / "a.wav", "Hello there, please tell me a long story.", lead_silence_s=1.5, tail_silence_s=2.0)
-    second = speech_wav(tmp_path / "b.wav", "Stop, wait a moment please.", lead_silence_s=0, tail_silence_s=4)
-    wav = tmp_path / "barge.wav"
-    subprocess.run(["sox", str(first), str(second), str(wav)], check=True)
+    wav = barge_in_wav(tmp_path)
     with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
         b = open_browser(url, wav)
         b.login()

@@ -48,9 +48,13 @@ def test_the_channel_layer_takes_a_burst_of_sockets_joining_groups_at_once():
     async def burst():
         channels = [await layer.new_channel() for _ in range(300)]
         await asyncio.gather(*(layer.group_add("burst-test", c) for c in channels))
+        # Every socket joined: a message to the group reaches each of them.
+        await layer.group_send("burst-test", {"type": "hello"})
+        received = await asyncio.wait_for(asyncio.gather(*(layer.receive(c) for c in channels)), 10)
         await asyncio.gather(*(layer.group_discard("burst-test", c) for c in channels))
+        return received
 
-    asyncio.run(burst())
+    assert asyncio.run(burst()) == [{"type": "hello"}] * 300
 
 
 def test_the_cache_matches_redis_url_and_counts_atomically():

@@ -22,9 +22,8 @@ application = ProtocolTypeRouter(
     }
 )
 
-if os.environ.get("GC_FREEZE", "1") == "1":
-    # Everything built so far (Django, the URL conf, the app) lives as long as the process: move it out
-    # of the collector's sight so full collections scan only what conversations allocate (see make bench).
-    gc.collect()
-    gc.freeze()
+# Everything built so far (Django, the URL conf, the app) lives as long as the process: move it out of
+# the collector's sight so full collections scan only what conversations allocate (see make bench).
+gc.collect()
+gc.freeze()
 

@@ -148,12 +148,8 @@ class TalkConsumer(AsyncWebsocketConsumer):
             await self._crash()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
-        """Relay an audio frame, or act on an allowed control message."""
+        """Act on an allowed control message (audio frames never come here: `dispatch` relays them)."""
         live = self.live
-        if bytes_data is not None:
-            if live is not None:
-                await live.audio_in(bytes_data)  # the hot path: no database, no JSON
-            return
         try:
             command = protocol.parse_browser_message(text_data or "")
         except BrowserMessageError as exc:
