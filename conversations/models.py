@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -68,6 +69,8 @@ class Turn(models.Model):
     # Empty when whole; "failed" or "incomplete" for a reply, "transcription_failed" for a user turn.
     status = models.CharField(max_length=24, blank=True)
     status_reason = models.CharField(max_length=200, blank=True)
+    # Where the turn starts in the conversation's recording (ms); null when it was not recorded.
+    recording_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -79,6 +82,40 @@ class Turn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+
+def recordings_storage() -> Storage:
+    """The storage recordings go to: STORAGES["recordings"] (a private folder under MEDIA_ROOT by default)."""
+    return storages["recordings"]
+
+
+def recording_chunk_name(instance: RecordingChunk, filename: str) -> str:
+    """Chunks of one conversation sit together, in the order they play."""
+    return f"{instance.conversation_id}/{instance.seq:06d}.mp3"
+
+
+class RecordingChunk(models.Model):
+    """A stretch of a conversation's recording: MP3 frames that play straight after the previous chunk's.
+
+    A recording is written in chunks as the conversation goes, so a dropped socket or a stopped server
+    loses at most the last few seconds; played back, the chunks of a conversation are one MP3 stream.
+    """
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="recording_chunks")
+    seq = models.PositiveIntegerField()
+    file = models.FileField(storage=recordings_storage, upload_to=recording_chunk_name, max_length=255)
+    # Where the chunk starts on the recording's timeline, and how long it plays (ms).
+    start_ms = models.PositiveIntegerField()
+    duration_ms = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [models.UniqueConstraint(fields=["conversation", "seq"], name="recording_chunk_unique_seq")]
+
+    def __str__(self) -> str:
+        return f"Recording chunk {self.seq} of {self.conversation_id}"
 
 
 class Usage(models.Model):
@@ -138,6 +175,8 @@ class VoicePreferences(models.Model):
     speed = models.FloatField(default=1.0)
     max_response_tokens = models.PositiveIntegerField(null=True, blank=True)
     temperature = models.FloatField(default=0.8)
+    # Record conversations (both sides) so they can be played back from the history.
+    record = models.BooleanField(default=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

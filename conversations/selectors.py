@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import Conversation, Turn, Usage, VoicePreferences
+from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
 from .upstream import transcription_models
@@ -101,6 +101,23 @@ def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Convers
     except (TypeError, ValueError):
         return None
     return Conversation.objects.filter(user=user, pk=pk).first()
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    """A conversation's recording: its chunks in playing order, one MP3 stream when joined."""
+
+    chunks: list[RecordingChunk]
+    duration_ms: int
+    size: int
+
+
+def recording_of(*, conversation: Conversation) -> Recording | None:
+    """The conversation's recording, or None when nothing of it was recorded."""
+    chunks = list(RecordingChunk.objects.filter(conversation=conversation).order_by("seq"))
+    if not chunks:
+        return None
+    return Recording(chunks, sum(c.duration_ms for c in chunks), sum(c.size for c in chunks))
 
 
 def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:

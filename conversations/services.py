@@ -7,10 +7,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import Max
 from django.utils import timezone
 
-from .models import Conversation, Turn, Usage, VoicePreferences
+from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
 from .relay.effects import (
@@ -20,6 +22,7 @@ from .relay.effects import (
     TurnAdded,
     TurnAudio,
     TurnOutcome,
+    TurnRecorded,
     TurnText,
     UsageRecorded,
 )
@@ -138,6 +141,58 @@ def turn_set_outcome(*, conversation_id: Any, item_id: str, status: str, reason:
     )
 
 
+def turn_set_recording_ms(*, conversation_id: Any, item_id: str, recording_ms: int) -> None:
+    """Store where an item starts in the conversation's recording."""
+    Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(recording_ms=max(0, int(recording_ms)))
+
+
+def recording_chunk_add(*, conversation_id: Any, seq: int, data: bytes, start_ms: int, duration_ms: int) -> RecordingChunk:
+    """Store one encoded stretch of a conversation's recording (the file first, then its row)."""
+    chunk = RecordingChunk(conversation_id=conversation_id, seq=seq, start_ms=start_ms, duration_ms=duration_ms,
+                           size=len(data))
+    chunk.file.save(f"{seq:06d}.mp3", ContentFile(data), save=False)
+    try:
+        chunk.save()
+    except Exception:
+        chunk.file.storage.delete(chunk.file.name)  # no file without its row
+        raise
+    return chunk
+
+
+def recording_next_place(*, conversation_id: Any) -> tuple[int, int]:
+    """Where a new stretch of recording goes: the next chunk number and the timeline position (ms) it starts at."""
+    last = RecordingChunk.objects.filter(conversation_id=conversation_id).order_by("-seq").first()
+    if last is None:
+        return 0, 0
+    return last.seq + 1, last.start_ms + last.duration_ms
+
+
+def recording_delete(*, conversation: Conversation) -> int:
+    """Delete a conversation's recording (its files go once the delete commits); the transcript stays."""
+    deleted, _ = RecordingChunk.objects.filter(conversation=conversation).delete()
+    Turn.objects.filter(conversation=conversation).update(recording_ms=None)
+    return deleted
+
+
+def recordings_purge(*, older_than: Any) -> int:
+    """Delete the recordings whose newest chunk is older than `older_than`; returns how many conversations lost one."""
+    stale = (
+        RecordingChunk.objects.values("conversation_id")
+        .annotate(newest=Max("created_at"))
+        .filter(newest__lt=older_than)
+        .values_list("conversation_id", flat=True)
+    )
+    ids = list(stale)
+    for start in range(0, len(ids), 500):
+        batch = ids[start:start + 500]
+        with transaction.atomic():
+            # One by one, so the post_delete signal removes each file.
+            for chunk in RecordingChunk.objects.filter(conversation_id__in=batch):
+                chunk.delete()
+            Turn.objects.filter(conversation_id__in=batch).update(recording_ms=None)
+    return len(ids)
+
+
 def usage_record(
     *, conversation_id: Any, response_id: str, model: str, status: str, usage: UsageCounts, estimated: bool = False
 ) -> None:
@@ -180,6 +235,8 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
         case UsageRecorded():
             usage_record(conversation_id=cid, response_id=op.response_id, model=op.model, status=op.status,
                          usage=op.usage, estimated=op.estimated)
+        case TurnRecorded():
+            turn_set_recording_ms(conversation_id=cid, item_id=op.item_id, recording_ms=op.recording_ms)
         case SessionOpened():
             conversation_set_session(conversation_id=cid, upstream_session_id=op.upstream_session_id)
         case ConversationEnded():

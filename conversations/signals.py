@@ -1,4 +1,4 @@
-"""Signal handlers: a logout ends the sockets opened with that login."""
+"""Signal handlers: a logout ends the sockets opened with that login; a deleted recording chunk takes its file."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,11 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
+from django.db.models.signals import post_delete
 from django.dispatch import receiver
+
+from .models import RecordingChunk
 
 from .relay.consumer import session_group
 
@@ -25,3 +29,19 @@ def end_sockets_of_session(sender: Any, request: Any, user: Any, **kwargs: Any) 
         async_to_sync(layer.group_send)(session_group(key), {"type": "session.ended"})
     except Exception:  # noqa: BLE001 - a logout must work even when the channel layer is down
         logger.exception("Could not tell the sockets of a logged-out session to close")
+
+
+@receiver(post_delete, sender=RecordingChunk)
+def delete_chunk_file(sender: Any, instance: RecordingChunk, **kwargs: Any) -> None:
+    """Remove a chunk's file once its row is gone for good (also when a user or conversation cascade takes it)."""
+    name, storage = instance.file.name, instance.file.storage
+    if not name:
+        return
+
+    def remove() -> None:
+        try:
+            storage.delete(name)
+        except Exception:  # noqa: BLE001 - a missing file or a storage outage must not undo the delete
+            logger.exception("Could not delete the recording file %s", name)
+
+    transaction.on_commit(remove)

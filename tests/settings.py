@@ -19,3 +19,8 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Durable conversations: short waits so reconnect and grace-period tests run in seconds.
 RELAY_RECONNECT_BASE_SECONDS = 0.05
 RELAY_GRACE_SECONDS = 5.0
+
+# Recordings go to a folder of this test run's, never to the developer's media folder.
+import tempfile  # noqa: E402
+
+STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405

@@ -142,10 +142,21 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=BASE_DIR / "media")
+# No MEDIA_URL is served: recordings are private and reach their owner only through a view that checks.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Any Django storage backend can take recordings (for example django-storages' S3 or Azure Blob):
+    # RECORDINGS_STORAGE_BACKEND names its class, RECORDINGS_STORAGE_OPTIONS (JSON) its options.
+    "recordings": {
+        "BACKEND": env.str("RECORDINGS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage"),
+        "OPTIONS": env.json("RECORDINGS_STORAGE_OPTIONS", default={})
+        or {"location": str(Path(MEDIA_ROOT) / "recordings")},
+    },
 }
+# Recordings older than this many days are deleted by `manage.py purge_recordings` (transcripts stay); 0 keeps them.
+RECORDING_RETENTION_DAYS: int = env.int("RECORDING_RETENTION_DAYS", default=0)
 # Serve static files from the finders in development so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -88,6 +88,7 @@ class Preferences:
     speed: float = 1.0
     max_response_tokens: int | None = None
     temperature: float = 0.8
+    record: bool = True  # keep a recording of both sides (not a session option: the relay records)
 
     def with_changes(self, **changes: Any) -> Preferences:
         """A copy with some fields changed."""

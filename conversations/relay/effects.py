@@ -87,6 +87,14 @@ class TurnOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnRecorded:
+    """Where an item starts in the conversation's recording."""
+
+    item_id: str
+    recording_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class UsageRecorded:
     """The tokens of one response; `estimated` when the service never reported them."""
 
@@ -112,6 +120,8 @@ class ConversationEnded:
     error: str = ""
 
 
-JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, UsageRecorded, SessionOpened, ConversationEnded]
-JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, UsageRecorded, SessionOpened, ConversationEnded)
+JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,
+                  ConversationEnded]
+JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,
+               ConversationEnded)
 Effect = Union[ToBrowser, ToUpstream, SessionReady, SessionEnding, Fatal, JournalOp]
