@@ -120,6 +120,14 @@ def recording_of(*, conversation: Conversation) -> Recording | None:
     return Recording(chunks, sum(c.duration_ms for c in chunks), sum(c.size for c in chunks))
 
 
+def recording_next_place(*, conversation_id: Any) -> tuple[int, int]:
+    """Where more recording of a conversation goes: the next chunk number and the position (ms) it starts at."""
+    last = RecordingChunk.objects.filter(conversation_id=conversation_id).order_by("-seq").first()
+    if last is None:
+        return 0, 0
+    return last.seq + 1, last.start_ms + last.duration_ms
+
+
 def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:
     """The conversation's turns in order of their place in it (each with its `status` and `status_reason`)."""
     return Turn.objects.filter(conversation=conversation).order_by("position")

@@ -146,8 +146,20 @@ def turn_set_recording_ms(*, conversation_id: Any, item_id: str, recording_ms: i
     Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(recording_ms=max(0, int(recording_ms)))
 
 
+class ConversationGone(Exception):
+    """The conversation was deleted while something was still being written to it."""
+
+
 def recording_chunk_add(*, conversation_id: Any, seq: int, data: bytes, start_ms: int, duration_ms: int) -> RecordingChunk:
-    """Store one encoded stretch of a conversation's recording (the file first, then its row)."""
+    """Store one encoded stretch of a conversation's recording (the file first, then its row).
+
+    `seq` is where the chunk plays; if another worker's relay took that number first (a browser that
+    reconnected elsewhere), the chunk goes after the last one. Raises ConversationGone once deleted.
+    """
+    if not Conversation.objects.filter(pk=conversation_id).exists():
+        raise ConversationGone(conversation_id)
+    if RecordingChunk.objects.filter(conversation_id=conversation_id, seq=seq).exists():
+        seq = (RecordingChunk.objects.filter(conversation_id=conversation_id).aggregate(m=Max("seq"))["m"] or 0) + 1
     chunk = RecordingChunk(conversation_id=conversation_id, seq=seq, start_ms=start_ms, duration_ms=duration_ms,
                            size=len(data))
     chunk.file.save(f"{seq:06d}.mp3", ContentFile(data), save=False)
@@ -155,16 +167,10 @@ def recording_chunk_add(*, conversation_id: Any, seq: int, data: bytes, start_ms
         chunk.save()
     except Exception:
         chunk.file.storage.delete(chunk.file.name)  # no file without its row
+        if not Conversation.objects.filter(pk=conversation_id).exists():
+            raise ConversationGone(conversation_id) from None
         raise
     return chunk
-
-
-def recording_next_place(*, conversation_id: Any) -> tuple[int, int]:
-    """Where a new stretch of recording goes: the next chunk number and the timeline position (ms) it starts at."""
-    last = RecordingChunk.objects.filter(conversation_id=conversation_id).order_by("-seq").first()
-    if last is None:
-        return 0, 0
-    return last.seq + 1, last.start_ms + last.duration_ms
 
 
 def recording_delete(*, conversation: Conversation) -> int:

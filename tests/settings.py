@@ -24,3 +24,5 @@ RELAY_GRACE_SECONDS = 5.0
 import tempfile  # noqa: E402
 
 STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405
+RECORDING_FLUSH_SECONDS = 0.5
+RECORDING_CHUNK_SECONDS = 2.0

@@ -157,6 +157,10 @@ STORAGES = {
 }
 # Recordings older than this many days are deleted by `manage.py purge_recordings` (transcripts stay); 0 keeps them.
 RECORDING_RETENTION_DAYS: int = env.int("RECORDING_RETENTION_DAYS", default=0)
+# How often a live recording is mixed and encoded, and how much of it one stored chunk holds (the most
+# a crash can lose). Not environment settings: tests shorten them.
+RECORDING_FLUSH_SECONDS = 5.0
+RECORDING_CHUNK_SECONDS = 10.0
 # Serve static files from the finders in development so no collectstatic step is needed.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -15,6 +15,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
@@ -23,7 +24,10 @@ from .. import selectors, services
 from ..journal import Journal
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
-from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, BrowserMessageError, SessionConfig
+from ..realtime.options import Preferences
+from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, BrowserMessageError
+from ..recording.recorder import Recorder
+from ..recording.timeline import Timeline
 from .effects import (
     JOURNAL_OPS,
     ConversationEnded,
@@ -33,6 +37,9 @@ from .effects import (
     SessionReady,
     ToBrowser,
     ToUpstream,
+    TurnAdded,
+    TurnAudio,
+    TurnRecorded,
 )
 from .failures import (
     CLOSE_NORMAL,
@@ -118,6 +125,8 @@ class LiveConversation:
         token_provider: Any = None,
         owner_id: Any = None,
         fresh: bool = True,
+        new_recorder: Callable[[int, int], Recorder] | None = None,
+        recording_place: tuple[int, int] = (0, 0),
     ) -> None:
         self.conversation_id = str(conversation_id)
         self.owner_id = owner_id
@@ -147,12 +156,19 @@ class LiveConversation:
         self._sessions_opened = 0
         self._activated_at = 0.0
         self._failed_reconnects = 0  # consecutive: a session that drops again at once does not reset it
+        # The recording (None while recording is off): `_timeline` is its loop-side half, read per frame.
+        self._new_recorder = new_recorder
+        self._recording_place = recording_place  # (next chunk number, ms) where recording goes on
+        self.recorder: Recorder | None = None
+        self._timeline: Timeline | None = None
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> None:
+    def start(self, *, record: bool = False) -> None:
         """Open the upstream session in the background; `ready` reaches the browser when it is configured."""
         self.journal.start()
+        if record:
+            self._start_recording()
         self.registry.add(self.conversation_id, self)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
@@ -178,6 +194,8 @@ class LiveConversation:
         if code == CLOSE_NORMAL:
             await self.end()
             return
+        if self._timeline is not None:
+            self._timeline.silence_assistant()  # nobody hears what is still playing
         self._carry_out_soon(self.core.browser_left())
         loop = asyncio.get_running_loop()
         self._grace = loop.call_later(self.timing.grace_s, lambda: self._spawn(self.end()))
@@ -204,6 +222,7 @@ class LiveConversation:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
         await self._close_upstream()
+        await self._stop_recording()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
         self.journal.put(ConversationEnded(failed=self.failure is not None, error=self.failure.message if self.failure else ""))
@@ -233,6 +252,9 @@ class LiveConversation:
             return
         if not self.core.on_browser_audio(len(pcm)):
             return
+        timeline = self._timeline
+        if timeline is not None:
+            timeline.user(pcm)
         upstream = self.upstream
         if upstream is None or not self.ready:
             self._keep(pcm)
@@ -247,8 +269,12 @@ class LiveConversation:
                 "not_ready", "The conversation is still connecting; try again in a moment."))
             return
         if command.type == "apply_settings":
-            config = await load_session_config(self.owner_id, self.target.dialect)
-            effects = self.core.apply_config(config)
+            prefs = await load_preferences(self.owner_id)
+            effects = self.core.apply_config(options.build_session_config(prefs, self.target.dialect))
+            await self._set_recording(prefs.record)
+            for effect in effects:
+                if isinstance(effect, ToBrowser) and effect.message.get("type") == "settings_applied":
+                    effect.message["recording"] = self.recorder is not None  # the relay's, not the core's
         else:
             effects = self.core.on_browser(command)
         await self._carry_out(effects, self.upstream)
@@ -327,6 +353,8 @@ class LiveConversation:
         self._activated_at = time.monotonic()
         self.upstream = conn
         self.core.switch_to(facts)
+        if self._timeline is not None:
+            self._timeline.session_started()
         await self._flush_to(conn)
         self._rollover_wanted = False
         self._rollover_due.clear()
@@ -407,7 +435,16 @@ class LiveConversation:
                             await link.send_audio(pcm)
                         except Exception:  # noqa: BLE001 - a socket closing under us; detach handles it
                             pass
+                        timeline = self._timeline
+                        if timeline is not None:  # recorded as it plays: only what a browser was sent
+                            start_ms = timeline.assistant(item_id, pcm)
+                            if start_ms is not None:
+                                self.journal.put(TurnRecorded(item_id, start_ms))
                     continue
+                if kind == "input_audio_buffer.speech_started" and self._timeline is not None:
+                    item_id, start = event.get("item_id"), event.get("audio_start_ms")
+                    if type(item_id) is str and type(start) is int:
+                        self._timeline.speech_started(item_id, start)
                 effects = core.on_upstream(event, facts)
                 if effects and await self._carry_out(effects, conn):
                     return "expired"
@@ -482,11 +519,45 @@ class LiveConversation:
                     await conn.send(effect.event)
             elif isinstance(effect, JOURNAL_OPS):
                 self.journal.put(effect)  # type: ignore[arg-type]
+                if self._timeline is not None:
+                    self._mark_recording(effect)
             elif isinstance(effect, SessionEnding):
                 ending = True
             elif isinstance(effect, Fatal):
                 raise SessionRejected(effect)
         return ending
+
+    # --- Recording ---------------------------------------------------------------------------------
+
+    def _mark_recording(self, effect: Effect) -> None:
+        """Keep the recording in step with the conversation: where user turns start, where replies were cut."""
+        timeline = self._timeline
+        assert timeline is not None
+        if isinstance(effect, TurnAdded) and effect.role == "user":
+            self.journal.put(TurnRecorded(effect.item_id, timeline.user_item_ms(effect.item_id)))
+        elif isinstance(effect, TurnAudio) and effect.interrupted:
+            timeline.cut(effect.item_id, effect.audio_ms)
+
+    def _start_recording(self) -> None:
+        if self._new_recorder is None or self.recorder is not None:
+            return
+        self.recorder = self._new_recorder(*self._recording_place)
+        self.recorder.start()
+        self._timeline = self.recorder.timeline
+
+    async def _stop_recording(self) -> None:
+        """Finish the recording: everything placed is mixed, encoded and stored before this returns."""
+        recorder, self.recorder, self._timeline = self.recorder, None, None
+        if recorder is not None:
+            await recorder.close()
+            self._recording_place = recorder.next_place()
+
+    async def _set_recording(self, on: bool) -> None:
+        """Turn recording on or off while the conversation goes on (the user changed the setting)."""
+        if on:
+            self._start_recording()
+        else:
+            await self._stop_recording()
 
     def _carry_out_soon(self, effects: Sequence[Effect]) -> None:
         if effects:
@@ -519,6 +590,7 @@ class LiveConversation:
             "settings": options.browser_settings(self.core.config),
             "resumed": self.attach_mode == "resumed",
             "continued": self.attach_mode == "continued",
+            "recording": self.recorder is not None,
         }
 
     def _failure_of(self, exc: UpstreamError) -> Failure:
@@ -549,10 +621,10 @@ async def _quietly(awaitable: Any) -> None:
         await awaitable
 
 
-async def load_session_config(user_id: Any, dialect: str) -> SessionConfig:
-    """The user's saved settings as a session configuration in the dialect."""
-    prefs = await database_sync_to_async(selectors.preferences_for_user_id)(user_id=user_id)
-    return options.build_session_config(prefs, dialect)
+async def load_preferences(user_id: Any) -> Preferences:
+    """The user's saved settings."""
+    return await database_sync_to_async(selectors.preferences_for_user_id)(user_id=user_id)
+
 
 
 async def _discard(conversation_id: str) -> None:

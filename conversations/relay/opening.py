@@ -6,12 +6,14 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 
 from .. import selectors, services
 from ..journal import Journal
 from ..realtime import options
+from ..recording.recorder import Recorder, RecordingGone, Store
 from ..upstream import resolve_target, token_provider_for
-from .conversation import LiveConversation, Timing, load_session_config
+from .conversation import LiveConversation, Timing, load_preferences
 from .registry import live_conversations
 from .state import RelayCore
 
@@ -47,14 +49,15 @@ async def open_conversation(user: Any, conversation_id: str | None) -> tuple[Liv
 
 async def _start(user: Any) -> LiveConversation:
     target = await resolve_target()
-    config = await load_session_config(user.pk, target.dialect)
+    prefs = await load_preferences(user.pk)
+    config = options.build_session_config(prefs, target.dialect)
     conversation = await database_sync_to_async(services.conversation_start)(
         user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
         settings=config.as_dict(),
     )
     core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
                      seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
-    return _launch(conversation.pk, user, target, core, fresh=True)
+    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record)
 
 
 async def _continue(user: Any, conversation_id: str) -> LiveConversation:
@@ -62,7 +65,8 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     if stored is None:
         raise ConversationNotFound(conversation_id)
     target = await resolve_target()
-    config = await load_session_config(user.pk, target.dialect)
+    prefs = await load_preferences(user.pk)
+    config = options.build_session_config(prefs, target.dialect)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
                             seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
     stored_voice = (stored.settings or {}).get("voice")
@@ -72,10 +76,15 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     await database_sync_to_async(services.conversation_continue)(
         conversation_id=stored.id, settings=core.config.as_dict()
     )
-    return _launch(stored.id, user, target, core, fresh=False)
+    # New turns go on in the same recording, after what it holds.
+    place = await database_sync_to_async(selectors.recording_next_place)(conversation_id=stored.id)
+    return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place)
 
 
-def _launch(conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool) -> LiveConversation:
+def _launch(
+    conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool, record: bool,
+    recording_place: tuple[int, int] = (0, 0),
+) -> LiveConversation:
     live = LiveConversation(
         conversation_id=conversation_id,
         owner_id=user.pk,
@@ -86,6 +95,32 @@ def _launch(conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fr
         timing=timing_from_settings(),
         token_provider=token_provider_for(target),
         fresh=fresh,
+        new_recorder=recorder_factory(conversation_id),
+        recording_place=recording_place,
     )
-    live.start()
+    live.start(record=record)
     return live
+
+
+def chunk_store(conversation_id: Any) -> Store:
+    """Store a conversation's recording chunks through the services (called in a recording thread)."""
+
+    def store(seq: int, data: bytes, start_ms: int, duration_ms: int) -> None:
+        close_old_connections()  # a thread of our own: drop a connection the database closed meanwhile
+        try:
+            services.recording_chunk_add(conversation_id=conversation_id, seq=seq, data=data, start_ms=start_ms,
+                                         duration_ms=duration_ms)
+        except services.ConversationGone:
+            raise RecordingGone(conversation_id) from None
+
+    return store
+
+
+def recorder_factory(conversation_id: Any) -> Any:
+    """Make recorders for a conversation, with the chunk and flush lengths from settings."""
+
+    def new_recorder(seq: int, base_ms: int) -> Recorder:
+        return Recorder(store=chunk_store(conversation_id), seq=seq, base_ms=base_ms,
+                        flush_s=settings.RECORDING_FLUSH_SECONDS, chunk_s=settings.RECORDING_CHUNK_SECONDS)
+
+    return new_recorder
