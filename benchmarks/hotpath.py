@@ -102,6 +102,7 @@ class Route:
     url: str
     kind: str  # "direct", "bare" or "project"
     pid: int | None = None
+    recording: bool = True  # the project's users record their conversations (their default)
 
 
 @dataclass
@@ -252,8 +253,11 @@ def bench_env(db_url: str, redis_url: str, echo_port: int) -> dict[str, str]:
     }
 
 
-def make_cookies(n: int, env: dict[str, str]) -> list[str]:
-    """Create the database, migrate, log in n users and return their session cookies (relay_load.py too)."""
+def make_cookies(n: int, env: dict[str, str], *, recording: bool = True) -> list[str]:
+    """Create the database, migrate, log in n users and return their session cookies (relay_load.py too).
+
+    With `recording` off the users have turned recording off in their settings.
+    """
     os.environ.update(env)
     db_url = env["DATABASE_URL"]
     if db_url.startswith("postgres"):
@@ -268,10 +272,13 @@ def make_cookies(n: int, env: dict[str, str]) -> list[str]:
     from django.core.management import call_command
     from django.test import Client
 
+    from conversations.models import VoicePreferences
+
     call_command("migrate", verbosity=0)
     cookies = []
     for i in range(n):
-        user, _ = get_user_model().objects.get_or_create(username=f"bench{i}")
+        user, _ = get_user_model().objects.get_or_create(username=f"bench{i}" if recording else f"bench-quiet{i}")
+        VoicePreferences.objects.update_or_create(user=user, defaults={"voice": "alloy", "record": recording})
         client = Client()
         client.force_login(user)
         cookies.append(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}")
@@ -303,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     env = bench_env(os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voiceapp_bench"),
                     os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"), echo_port)
     cookies = make_cookies(max(args.conversations), env)
+    quiet_cookies = make_cookies(max(args.conversations), env, recording=False) if "project" in args.servers else []
     rows = []
     with ExitStack() as stack:
         stack.enter_context(process("echo", [PY, str(ROOT / "benchmarks/echo_upstream.py"), "--port", str(echo_port),
@@ -316,6 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             proc = stack.enter_context(process(name, server_commands(port)[name], port, env))
             label = f"project ({project_server.NAME}, make run)" if name == "project" else f"project on {name}"
             paths.append(Route(label, f"ws://127.0.0.1:{port}/ws/talk/", "project", proc.pid))
+            if name == "project":  # what recording costs: the same server, users who turned it off
+                paths.append(Route(label.replace(")", ", no recording)"), f"ws://127.0.0.1:{port}/ws/talk/",
+                                   "project", proc.pid, recording=False))
 
         if args.before:
             port = free_port()
@@ -330,17 +341,18 @@ def main(argv: list[str] | None = None) -> int:
 
         async def warm_up() -> None:
             for path in paths:  # first connections pay for imports, caches and database connections
-                await run_path(path, 2, 1.0, cookies)
+                await run_path(path, 2, 1.0, cookies if path.recording else quiet_cookies)
 
         uvloop.run(warm_up())
-        header = (f"{'n':>4}  {'path':<34} {'p50 ms':>7} {'p99 ms':>7} {'+p50':>6} {'+p99':>6} "
+        header = (f"{'n':>4}  {'path':<44} {'p50 ms':>7} {'p99 ms':>7} {'+p50':>6} {'+p99':>6} "
                   f"{'CPU ms/conv-s':>13} {'x bare':>7} {'lost':>6} {'errors':>6}")
         print(header)
         print("-" * len(header), flush=True)
         for n in args.conversations:
             results: dict[str, Result] = {}
             for path in paths:
-                results[path.name] = uvloop.run(run_path(path, n, args.seconds, cookies, args.profile))
+                results[path.name] = uvloop.run(run_path(path, n, args.seconds, cookies if path.recording else quiet_cookies,
+                                                         args.profile))
                 time.sleep(1.0)  # let the closed conversations store themselves before the next path
             floor = results["direct"]
             bare_cpu = results["bare relay"].cpu_s / results["bare relay"].wall_s / n * 1000
@@ -355,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 rows.append(row)
                 added = path.kind != "direct"
-                print(f"{n:>4}  {path.name:<34} {fmt(row['p50_ms']):>7} {fmt(row['p99_ms']):>7} "
+                print(f"{n:>4}  {path.name:<44} {fmt(row['p50_ms']):>7} {fmt(row['p99_ms']):>7} "
                       f"{fmt(row['added_p50_ms']) if added else '':>6} {fmt(row['added_p99_ms']) if added else '':>6} "
                       f"{fmt(cpu, '.2f'):>13} {fmt(row['cpu_vs_bare'], '.2f'):>7} {row['lost']:>6} {row['errors']:>6}",
                       flush=True)

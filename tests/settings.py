@@ -23,6 +23,8 @@ RELAY_GRACE_SECONDS = 5.0
 # Recordings go to a folder of this test run's, never to the developer's media folder.
 import tempfile  # noqa: E402
 
-STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405
+# (A live server a test starts gets MEDIA_ROOT from the test, so both sides see the same files.)
+if "MEDIA_ROOT" not in os.environ:
+    STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405
 RECORDING_FLUSH_SECONDS = 0.5
 RECORDING_CHUNK_SECONDS = 2.0

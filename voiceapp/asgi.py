@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from conversations.relay.lifespan import lifespan  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 from voiceapp.origins import SameOriginValidator  # noqa: E402
 from voiceapp.websocket_auth import WebSocketAuthMiddlewareStack  # noqa: E402
@@ -19,6 +20,8 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         # Same scheme, host and port as the page (or CSRF_TRUSTED_ORIGINS), checked before auth or routing.
         "websocket": SameOriginValidator(WebSocketAuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # A server that stops (SIGTERM) ends the conversations it holds: everything said and recorded is stored.
+        "lifespan": lifespan,
     }
 )
 

@@ -26,8 +26,9 @@ OPTIONS: dict[str, object] = {
     # A ping every 20 s finds dead peers (a laptop shut, a proxy that forgot the socket) within 40 s.
     "ws_ping_interval": 20.0,
     "ws_ping_timeout": 20.0,
-    # Django has no lifespan support; "off" keeps uvicorn from logging that at every start.
-    "lifespan": "off",
+    # On shutdown (SIGTERM, Ctrl-C) the app ends the conversations it holds once the sockets have closed,
+    # so their last turns and the end of their recordings are stored (conversations/relay/lifespan.py).
+    "lifespan": "on",
     # Django's LOGGING (with its secret redaction) formats uvicorn's records too.
     "log_config": None,
 }

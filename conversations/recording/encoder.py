@@ -24,7 +24,7 @@ class Mp3Encoder:
         self._lame.set_in_sample_rate(sample_rate)
         self._lame.set_out_sample_rate(sample_rate)  # else LAME resamples to 22.05 kHz at this bit rate
         self._lame.set_channels(1)
-        self._lame.set_quality(5)  # LAME's "good and fast" middle setting
+        self._lame.set_quality(7)  # LAME's fast setting: half the CPU of 5 (make bench), no worse for speech
         self._started = False
 
     def encode(self, pcm: bytes) -> bytes:
