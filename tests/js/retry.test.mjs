@@ -5,8 +5,8 @@ import {
   MAX_ATTEMPTS, backoffDelay, closeOutcome, nextDelay, nominalDelay, shouldRetry,
 } from "../../static/js/conversation/retry.js";
 
-test("only 1001, 1006 and 1011 are retried", () => {
-  for (const code of [1001, 1006, 1011]) assert.equal(shouldRetry(code), true, code);
+test("only 1001, 1006, 1011 and 1012 are retried", () => {
+  for (const code of [1001, 1006, 1011, 1012]) assert.equal(shouldRetry(code), true, code);
   for (const code of [1000, 4000, 4001, 4004, 4400, 4401, 4404, 4429, 4502, 1008, 4999]) {
     assert.equal(shouldRetry(code), false, code);
   }

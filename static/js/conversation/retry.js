@@ -5,7 +5,8 @@
  */
 
 /** Close codes after which the page resumes the conversation on a new socket. */
-export const RETRY_CODES = Object.freeze([1001, 1006, 1011]);
+// 1012: the server is restarting (it stored the conversation first); the next process continues it.
+export const RETRY_CODES = Object.freeze([1001, 1006, 1011, 1012]);
 
 /** First delay, doubling on each attempt up to the cap; with MAX_ATTEMPTS the tries span about 18–29 s. */
 export const BASE_DELAY_MS = 500;
