@@ -228,3 +228,38 @@ async def test_a_conversation_deleted_while_recording_leaves_no_recording_behind
     assert not await database_sync_to_async(RecordingChunk.objects.exists)()
     folder = Path(django_settings.STORAGES["recordings"]["OPTIONS"]["location"]) / str(conversation_id)
     assert not folder.exists() or not any(folder.iterdir())
+
+
+async def test_turning_recording_off_and_on_mid_conversation_stops_and_resumes_the_same_recording(
+    use_simulator, cookie, user
+):
+    comm, seen = await _start(cookie)
+    conversation_id = seen.of_type("ready")[0]["conversation_id"]
+
+    async def apply(record: bool) -> dict:
+        await database_sync_to_async(VoicePreferences.objects.update_or_create)(
+            user=user, defaults={"voice": "alloy", "record": record})
+        before = len(seen.of_type("settings_applied"))
+        await comm.send_to(text_data='{"type":"apply_settings"}')
+        await collect(comm, seen, lambda s: len(s.of_type("settings_applied")) > before)
+        return seen.of_type("settings_applied")[-1]
+
+    with Microphone(comm, b"") as mic:
+        await asyncio.sleep(2.0)
+        first_ms = mic.sent * FRAME_MS
+        assert (await apply(False))["recording"] is False
+        off_at = mic.sent
+        await asyncio.sleep(1.5)  # not recorded
+        on_at = mic.sent
+        assert (await apply(True))["recording"] is True
+        await asyncio.sleep(2.0)
+        sent_ms = await mic.stop()
+    await comm.disconnect()
+    await _ended(conversation_id)
+
+    chunks, mp3 = await _recording(conversation_id)
+    _assert_contiguous(chunks)
+    recorded_ms = sum(c.duration_ms for c in chunks)
+    expected_ms = sent_ms - (on_at - off_at) * FRAME_MS
+    assert abs(recorded_ms - expected_ms) <= 200 and recorded_ms >= first_ms
+    assert abs(len(_decoded(mp3)) / 24 - expected_ms) <= 250
