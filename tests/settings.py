@@ -20,7 +20,10 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 RELAY_RECONNECT_BASE_SECONDS = 0.05
 RELAY_GRACE_SECONDS = 5.0
 
-# Recordings go to a folder of this test run's, never to the developer's media folder.
+# Recordings go to a folder of this test run's, never to the developer's media folder. A live server
+# started by a browser test is given the test process's folder, so both read and write the same files.
 import tempfile  # noqa: E402
 
-STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405
+STORAGES["recordings"]["OPTIONS"] = {  # noqa: F405
+    "location": os.environ.get("TEST_RECORDINGS_LOCATION") or tempfile.mkdtemp(prefix="voiceapp-test-recordings-")
+}
