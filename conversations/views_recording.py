@@ -71,7 +71,7 @@ def recording(request: HttpRequest, conversation_id: uuid.UUID) -> HttpResponse:
         raise Http404("No such recording.")
     size, etag = found.size, _etag(found)
     headers = {"ETag": etag, "Cache-Control": "private, no-cache", "Accept-Ranges": "bytes"}
-    if request.GET.get("download"):
+    if request.GET.get("download") == "1":
         headers["Content-Disposition"] = content_disposition_header(True, _filename(conversation))
     unchanged = get_conditional_response(request, etag=etag)
     if unchanged is not None:

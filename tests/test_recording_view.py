@@ -206,3 +206,8 @@ def test_deleting_the_conversation_removes_the_recording_and_its_files(ada, adas
     assert ada.get(url(conversation)).status_code == 404
     assert not RecordingChunk.objects.filter(conversation_id=conversation.pk).exists()
     assert not any(storage.exists(name) for name in names)
+
+
+def test_only_download_1_asks_for_an_attachment(ada, adas):
+    conversation, _, _ = adas
+    assert "Content-Disposition" not in ada.get(url(conversation, download=0))
