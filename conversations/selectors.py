@@ -159,9 +159,9 @@ def conversation_list(
 ) -> QuerySet[Conversation]:
     """The user's conversations with something in them, newest first (best match first when searching).
 
-    Each has `turn_count`, `duration` (None while in progress) and `has_recording`. A search matches the title, or one
-    line of the transcript containing every word: PostgreSQL full-text search (ranked), or a
-    case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
+    Each has `turn_count`, `duration` (None while in progress) and `has_recording`. A search matches
+    the title, or one line of the transcript containing every word: PostgreSQL full-text search
+    (ranked), or a case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
     """
     conversations = (
         Conversation.objects.filter(user=user)

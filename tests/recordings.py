@@ -27,7 +27,9 @@ def mp3_tone(seconds: float, *, hz: float = 440.0) -> bytes:
     return bytes(encoder.encode(pcm) + encoder.flush())
 
 
-def recorded(conversation: Conversation, seconds: float = 10.0, *, parts: int = 3) -> tuple[bytes, list[RecordingChunk]]:
+def recorded(
+    conversation: Conversation, seconds: float = 10.0, *, parts: int = 3
+) -> tuple[bytes, list[RecordingChunk]]:
     """Give the conversation a recording of `seconds` of tone in `parts` chunks split between frames.
 
     Returns the whole MP3 and the chunks, in order.

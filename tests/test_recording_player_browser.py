@@ -26,7 +26,8 @@ def serve_recordings():
 
 
 def audio(page, expression: str):
-    return page.evaluate(f"(() => {{ const audio = document.getElementById('recording-audio'); return {expression}; }})()")
+    """Evaluate `expression` in the page with `audio` bound to the recording's element."""
+    return page.evaluate(f"(audio => {expression})(document.getElementById('recording-audio'))")
 
 
 def playing_lines(page) -> list[int]:
@@ -37,8 +38,8 @@ def playing_lines(page) -> list[int]:
 
 
 def test_the_recording_plays_from_a_line_follows_it_and_is_deleted_with_the_conversation(account, open_browser):
-    conversation = stored(account, [("user", "First"), ("assistant", "Second"), ("user", "Third"), ("assistant", "Fourth")],
-                          title="Recorded talk")
+    lines = [("user", "First"), ("assistant", "Second"), ("user", "Third"), ("assistant", "Fourth")]
+    conversation = stored(account, lines, title="Recorded talk")
     for position, ms in enumerate(PLACES_MS):
         Turn.objects.filter(conversation=conversation, position=position).update(recording_ms=ms)
     _, chunks = recorded(conversation, 10.0, parts=3)
