@@ -90,6 +90,15 @@ class PreferencesForm(forms.Form):
     temperature = _number(
         forms.FloatField, options.TEMPERATURE, _("Creativity (temperature)"), attrs={"step": 0.05}
     )
+    # A checkbox: absent from a submitted form means off, as browsers send nothing for an unticked box.
+    record = forms.BooleanField(
+        label=_("Record conversations"),
+        required=False,
+        help_text=_(
+            "Both sides are recorded so you can play them back from the history. Turning this off stops new "
+            "recordings; existing ones stay until you delete them."
+        ),
+    )
 
     def __init__(
         self,

@@ -17,6 +17,7 @@ from django.db import connection
 from django.db.models import (
     Count,
     DurationField,
+    Exists,
     ExpressionWrapper,
     F,
     FloatField,
@@ -128,6 +129,11 @@ def recording_next_place(*, conversation_id: Any) -> tuple[int, int]:
     return last.seq + 1, last.start_ms + last.duration_ms
 
 
+def recording_exists(*, conversation: Conversation) -> bool:
+    """Whether any of the conversation was recorded."""
+    return RecordingChunk.objects.filter(conversation=conversation).exists()
+
+
 def turns_of(*, conversation: Conversation) -> QuerySet[Turn]:
     """The conversation's turns in order of their place in it (each with its `status` and `status_reason`)."""
     return Turn.objects.filter(conversation=conversation).order_by("position")
@@ -161,15 +167,16 @@ def conversation_list(
 ) -> QuerySet[Conversation]:
     """The user's conversations with something in them, newest first (best match first when searching).
 
-    Each has `turn_count` and `duration` (None while in progress). A search matches the title, or one
-    line of the transcript containing every word: PostgreSQL full-text search (ranked), or a
-    case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
+    Each has `turn_count`, `duration` (None while in progress) and `has_recording`. A search matches
+    the title, or one line of the transcript containing every word: PostgreSQL full-text search
+    (ranked), or a case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
     """
     conversations = (
         Conversation.objects.filter(user=user)
         .annotate(
             turn_count=Count("turns"),
             duration=ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField()),
+            has_recording=Exists(RecordingChunk.objects.filter(conversation=OuterRef("pk"))),
         )
         # Nothing to read in a conversation where nothing was said (one that failed at once, say).
         .filter(turn_count__gt=0)

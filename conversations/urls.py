@@ -1,7 +1,7 @@
 """URL routes of the conversations app."""
 from django.urls import path
 
-from . import views, views_transfer
+from . import views, views_recording, views_transfer
 
 app_name = "conversations"
 
@@ -12,6 +12,8 @@ urlpatterns = [
     path("history/<uuid:conversation_id>/", views.conversation, name="conversation"),
     path("history/<uuid:conversation_id>/rename/", views.conversation_rename, name="conversation_rename"),
     path("history/<uuid:conversation_id>/delete/", views.conversation_delete, name="conversation_delete"),
+    # Recordings are private: served by a view that checks the owner, never from MEDIA_URL.
+    path("history/<uuid:conversation_id>/recording.mp3", views_recording.recording, name="recording"),
     path("settings/", views.preferences, name="settings"),
     path("settings/delete-my-data/", views.delete_my_data, name="delete_my_data"),
     path("check/", views.check, name="check"),

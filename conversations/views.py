@@ -88,6 +88,7 @@ def _conversation_page(
     context = {
         "conversation": conversation,
         "transcript": selectors.transcript_of(conversation=conversation),
+        "recording": selectors.recording_of(conversation=conversation),
         "rename_form": rename_form or RenameForm(initial={"title": conversation.title}),
     }
     return render(request, "conversations/conversation.html", context, status=status)
@@ -116,7 +117,9 @@ def conversation_delete(request: HttpRequest, conversation_id: uuid.UUID) -> Htt
     """Ask before deleting a conversation (GET); delete it (POST)."""
     conversation = _own_conversation(request, conversation_id)
     if request.method == "GET":
-        return render(request, "conversations/conversation_delete.html", {"conversation": conversation})
+        context = {"conversation": conversation,
+                   "has_recording": selectors.recording_exists(conversation=conversation)}
+        return render(request, "conversations/conversation_delete.html", context)
     services.conversation_delete(conversation=conversation)
     messages.success(request, _("The conversation was deleted."))
     return redirect("conversations:history")

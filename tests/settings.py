@@ -20,11 +20,18 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 RELAY_RECONNECT_BASE_SECONDS = 0.05
 RELAY_GRACE_SECONDS = 5.0
 
-# Recordings go to a folder of this test run's, never to the developer's media folder.
+# Recordings go to a folder of this test run's, never to the developer's media folder. A live server
+# started by a browser test is given the test process's folder, so both read and write the same files.
 import tempfile  # noqa: E402
 
-# (A live server a test starts gets MEDIA_ROOT from the test, so both sides see the same files.)
-if "MEDIA_ROOT" not in os.environ:
-    STORAGES["recordings"]["OPTIONS"] = {"location": tempfile.mkdtemp(prefix="voiceapp-test-recordings-")}  # noqa: F405
+if "MEDIA_ROOT" not in os.environ:  # (a server a test starts with its own MEDIA_ROOT keeps that)
+    _location = os.environ.get("TEST_RECORDINGS_LOCATION")
+    if not _location:
+        import atexit  # noqa: E402
+        import shutil  # noqa: E402
+
+        _location = tempfile.mkdtemp(prefix="voiceapp-test-recordings-")
+        atexit.register(shutil.rmtree, _location, ignore_errors=True)  # this process made it: it removes it
+    STORAGES["recordings"]["OPTIONS"] = {"location": _location}  # noqa: F405
 RECORDING_FLUSH_SECONDS = 0.5
 RECORDING_CHUNK_SECONDS = 2.0

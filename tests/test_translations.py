@@ -20,8 +20,9 @@ def test_every_string_is_translated_and_none_is_fuzzy(lang, domain):
 @pytest.mark.parametrize("lang,domain", CATALOGS)
 def test_the_compiled_catalog_matches_the_source(lang, domain):
     folder = LOCALE / lang / "LC_MESSAGES"
-    po = {e.msgid: e.msgstr for e in polib.pofile(str(folder / f"{domain}.po")) if not e.obsolete}
-    mo = {e.msgid: e.msgstr for e in polib.mofile(str(folder / f"{domain}.mo")) if e.msgid}
+    # Keyed with the context too: "Recording" (a noun) and "Recording" (happening now) differ.
+    po = {(e.msgctxt, e.msgid): e.msgstr for e in polib.pofile(str(folder / f"{domain}.po")) if not e.obsolete}
+    mo = {(e.msgctxt, e.msgid): e.msgstr for e in polib.mofile(str(folder / f"{domain}.mo")) if e.msgid}
     assert mo == po, "run `manage.py compilemessages` after editing the .po files"
 
 

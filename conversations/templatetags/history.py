@@ -20,6 +20,12 @@ def clock(value: datetime.timedelta | None) -> str:
 
 
 @register.filter
+def clock_ms(value: int | None) -> str:
+    """Milliseconds as a clock reads them (12345 → 0:12), for places in a recording."""
+    return "" if value is None else clock(datetime.timedelta(milliseconds=value))
+
+
+@register.filter
 def percent(value: float | None) -> str:
     """A share between 0 and 1 as a whole percentage ("42")."""
     return "" if value is None else str(round(value * 100))

@@ -8,6 +8,7 @@ import { PushToTalk } from "./ptt.js";
 import { SettingsPanel } from "./settings-panel.js";
 import { audioSupport, browserAudioFeatures } from "./conversation/capability.js";
 import { ConversationClient } from "./conversation/client.js";
+import { recordingAfter } from "./conversation/recording.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
 
@@ -18,6 +19,7 @@ const muteButton = document.getElementById("mute");
 const pttButton = document.getElementById("ptt");
 const errorBox = document.getElementById("error");
 const noticeBox = document.getElementById("notice");
+const recordingIndicator = document.getElementById("recording-indicator");
 const speaking = document.getElementById("speaking");
 const assistantVoice = document.getElementById("assistant-voice");
 const textForm = document.getElementById("text-form");
@@ -40,6 +42,8 @@ const app = {
   settings: savedSettings(),
   muted: false,
   pttHeld: false,
+  /** Whether the server records the live conversation (from `ready` and `settings_applied`). */
+  recording: false,
   /** Test hook: drops the live socket as a network failure would; the page then resumes the conversation. */
   dropSocket: () => session?.client?.dropSocket(),
   /** The current conversation's bubbles as {itemId, role, text}. */
@@ -76,6 +80,12 @@ function showError(message) {
 function showNotice(message) {
   noticeBox.textContent = message;
   noticeBox.hidden = !message;
+}
+
+/** Shows the "Recording" mark while the server records the live conversation. */
+function showRecording(recording) {
+  app.recording = recording;
+  if (recordingIndicator) recordingIndicator.hidden = !recording;
 }
 
 /** Enables Start or Stop, whichever makes sense now; typing waits for `ready`. */
@@ -374,6 +384,7 @@ function onMessage(s, msg) {
   app.stats.messages[msg.type] = (app.stats.messages[msg.type] || 0) + 1;
   if (session !== s || s.closed) return;
   transcript.apply(msg);
+  showRecording(recordingAfter(app.recording, msg));
   switch (msg.type) {
     case "ready":
       s.truncatable.clear(); // A new upstream session: nothing it holds has been spoken yet.
@@ -438,6 +449,7 @@ function finish(s, state, message) {
     app.pttHeld = false;
     setRunning(false);
     setSpeaking(false);
+    showRecording(false);
     assistantVoice.dataset.active = "false";
     meter.reset();
     applyMode();
