@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 
 from .. import selectors, services
 from ..journal import Journal
+from ..live import Inbox
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, BrowserMessageError, SessionConfig
@@ -35,6 +36,7 @@ from .effects import (
     ToUpstream,
 )
 from .failures import (
+    CLOSE_DELETED,
     CLOSE_NORMAL,
     CLOSE_REPLACED,
     CLOSE_SERVER_ERROR,
@@ -147,6 +149,7 @@ class LiveConversation:
         self._sessions_opened = 0
         self._activated_at = 0.0
         self._failed_reconnects = 0  # consecutive: a session that drops again at once does not reset it
+        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted)
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
@@ -154,6 +157,7 @@ class LiveConversation:
         """Open the upstream session in the background; `ready` reaches the browser when it is configured."""
         self.journal.start()
         self.registry.add(self.conversation_id, self)
+        self._inbox.start()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -220,7 +224,13 @@ class LiveConversation:
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
+        await self._inbox.close()
         logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
+
+    async def deleted(self) -> None:
+        """The conversation was deleted (in any window, through any worker): end it and write nothing more."""
+        self.journal.abandon()
+        await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
 
     # --- Browser side ----------------------------------------------------------------------------
 
