@@ -71,7 +71,8 @@ def mutations() -> st.SearchStrategy:
              ("conversation", "ended_at"), ("conversation", "status"), ("conversation", "title"), ("settings",),
              ("settings", "voice"), ("turns",), ("turns", 0), ("turns", 1, "role"), ("turns", 1, "position"),
              ("turns", 0, "text"), ("turns", 0, "audio_ms"), ("turns", 1, "interrupted"), ("turns", 0, "started_at"),
-             ("usage",), ("usage", 0, "total_tokens"), ("usage", 0, "response_id"), ("usage", 0, "estimated")]
+             ("usage",), ("usage", 0, "total_tokens"), ("usage", 0, "response_id"), ("usage", 0, "estimated"),
+             ("turns", 1, "generated_ms"), ("turns", 1, "recording_ms")]
     return st.tuples(st.sampled_from(paths), json_values | st.just(KeyError))
 
 
@@ -88,6 +89,7 @@ def test_any_json_value_is_a_conversation_or_plain_errors(value):
 def test_a_document_with_any_field_replaced_is_a_conversation_or_errors_that_name_the_field(mutation):
     path, value = mutation
     doc = document()
+    doc["turns"][1].update(generated_ms=1500, recording_ms=2100)
     parent = doc
     for key in path[:-1]:
         parent = parent[key]
@@ -136,6 +138,30 @@ def test_a_valid_document_is_read_whole():
     assert [(t.role, t.position, t.interrupted, t.audio_ms) for t in conversation.turns] == [
         ("user", 0, False, 1200), ("assistant", 1, True, 700)]
     assert conversation.usage[0].tokens["total_tokens"] == 38
+
+
+def test_a_file_without_the_generated_and_recording_lengths_reads_as_unknown_and_unrecorded():
+    conversation, errors = format.parse_document(document())
+    assert errors == []
+    assert [(t.generated_ms, t.recording_ms) for t in conversation.turns] == [(0, None), (0, None)]
+
+
+def test_the_generated_and_recording_lengths_are_read_when_present_and_recording_may_be_null():
+    doc = document()
+    doc["turns"][0].update(generated_ms=0, recording_ms=None)
+    doc["turns"][1].update(generated_ms=1500, recording_ms=2100)
+    conversation, errors = format.parse_document(doc)
+    assert errors == []
+    assert [(t.generated_ms, t.recording_ms) for t in conversation.turns] == [(0, None), (1500, 2100)]
+
+
+def test_wrong_generated_and_recording_lengths_are_listed_with_where_they_are():
+    doc = document()
+    doc["turns"][0].update(generated_ms=None, recording_ms=-1)
+    doc["turns"][1].update(generated_ms="long", recording_ms=True)
+    assert format.parse_document(doc)[1] == [
+        f"turns[{i}].{field}: must be a whole number from 0 to 2147483647"
+        for i in (0, 1) for field in ("generated_ms", "recording_ms")]
 
 
 def test_every_invalid_field_is_listed_with_where_it_is():
@@ -288,4 +314,6 @@ def test_the_json_schema_file_and_the_checker_agree_on_what_is_required():
             del doc[section][0][field]
             assert format.parse_document(doc)[1] == [f"{section}[0].{field}: is missing"]
     assert schema["properties"]["turns"]["items"]["properties"]["role"]["enum"] == list(format.ROLES)
+    # Added within version 1, so optional: older files have neither.
+    assert {"generated_ms", "recording_ms"} <= set(schema["properties"]["turns"]["items"]["properties"])
     assert set(schema["properties"]["usage"]["items"]["properties"]) >= set(format.TOKEN_FIELDS)

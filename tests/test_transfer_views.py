@@ -167,6 +167,36 @@ def test_a_round_trip_into_a_second_account_reproduces_the_conversation_under_a_
     assert [m.message for m in response.wsgi_request._messages] == ["Imported 1 conversation."]
 
 
+def test_generated_and_recording_lengths_go_out_and_come_back_in(client, user, other):
+    conversation = _conversation(user)
+    Turn.objects.filter(conversation=conversation, position=0).update(recording_ms=0)
+    Turn.objects.filter(conversation=conversation, position=1).update(generated_ms=1600, recording_ms=1900)
+    client.force_login(user)
+    exported = _export(client, conversation)
+    assert [(t["generated_ms"], t["recording_ms"]) for t in exported["turns"]] == [
+        (0, 0), (1600, 1900), (0, None), (0, None)]
+    client.force_login(other)
+    _upload(client, json.dumps(exported).encode())
+    imported = Conversation.objects.get(user=other)
+    assert list(imported.turns.order_by("position").values_list("generated_ms", "recording_ms")) == [
+        (0, 0), (1600, 1900), (0, None), (0, None)]
+    # The heard share of the cut answer (800 of 1600 ms) survives the move.
+    cut = selectors.transcript_of(conversation=imported).lines[1]
+    assert cut.heard_share == 0.5 and cut.heard and cut.unheard
+
+
+def test_a_file_exported_before_the_lengths_were_added_still_imports(client, user, other):
+    client.force_login(user)
+    exported = _export(client, _conversation(user))
+    for turn in exported["turns"]:
+        del turn["generated_ms"], turn["recording_ms"]
+    client.force_login(other)
+    response = _upload(client, json.dumps(exported).encode())
+    assert response.status_code == 302
+    imported = Conversation.objects.get(user=other)
+    assert list(imported.turns.values_list("generated_ms", "recording_ms")) == [(0, None)] * 4
+
+
 def test_imported_turns_get_item_ids_of_their_own_that_the_relay_can_seed_with(client, user, other):
     from conversations.relay.state import _SEED_ID
 
