@@ -87,6 +87,22 @@ def test_the_json_export_is_an_attachment_that_the_documented_checker_accepts(cl
         ("resp_1", 150, False), ("resp_3", 10, True)]
 
 
+def test_the_json_export_and_an_older_file_are_valid_against_the_published_schema(client, user):
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from .transfer import document
+
+    schema = json.loads((Path(format.__file__).parents[1] / "export_schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    conversation = _conversation(user)
+    Turn.objects.filter(conversation=conversation, position=1).update(generated_ms=1600, recording_ms=1900)
+    client.force_login(user)
+    for exported in (_export(client, conversation), document()):  # document(): written before the newer fields
+        assert [e.message for e in Draft202012Validator(schema).iter_errors(exported)] == []
+
+
 def test_a_title_that_is_not_a_safe_file_name_is_slugged(client, user):
     conversation = _conversation(user, title='../"evil"\r\nname ñ')
     client.force_login(user)
