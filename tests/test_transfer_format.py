@@ -177,6 +177,11 @@ def test_nul_characters_anywhere_in_the_settings_are_refused():
     assert errors == ["settings.instructions[1]: must not contain NUL characters"]
 
 
+def test_a_settings_key_with_a_line_break_is_named_on_one_line():
+    _, errors = format.parse_document(document(settings={"\n": {"\x00": None}}))
+    assert errors == ["settings.\\u000a: must not contain NUL characters"]
+
+
 def test_a_document_with_thousands_of_problems_lists_a_hundred_and_counts_the_rest():
     doc = document(turns=[{"role": "x"}] * 200)
     errors = format.parse_document(doc)[1]

@@ -234,6 +234,11 @@ class _Checker:
         return value
 
 
+def _printable(text: str) -> str:
+    """Text with line breaks and other unprintable characters escaped, so a problem stays on one line."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
 def _check_json_text(c: _Checker, value: Any, where: str) -> None:
     """Report NUL characters anywhere in free-form JSON: PostgreSQL's jsonb refuses them."""
     # A loop, not recursion: the nesting depth of an uploaded file is not ours to choose.
@@ -247,7 +252,7 @@ def _check_json_text(c: _Checker, value: Any, where: str) -> None:
             for key, child in item.items():
                 if "\x00" in key:
                     c.fail(at, _("must not contain NUL characters"))
-                pending.append((child, f"{at}.{key[:40]}"))
+                pending.append((child, f"{at}.{_printable(key[:40])}"))
         elif isinstance(item, list):
             pending.extend((child, f"{at}[{index}]") for index, child in enumerate(item))
 
