@@ -24,14 +24,21 @@ class Journal:
         self.conversation_id = conversation_id
         self._queue: asyncio.Queue[JournalOp | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._abandoned = False
 
     def start(self) -> None:
         """Start the background writer."""
         self._task = asyncio.create_task(self._run(), name=f"journal-{self.conversation_id}")
 
     def put(self, op: JournalOp) -> None:
-        """Queue one write; never waits."""
-        self._queue.put_nowait(op)
+        """Queue one write; never waits (and does nothing once the journal was abandoned)."""
+        if not self._abandoned:
+            self._queue.put_nowait(op)
+
+    def abandon(self) -> None:
+        """Drop every write not yet applied, and those still to come: the conversation was deleted."""
+        # Queued writes are skipped by the writer rather than drained here, so a queued close still arrives.
+        self._abandoned = True
 
     async def _run(self) -> None:
         while True:
@@ -40,7 +47,7 @@ class Journal:
             while not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             ops = [op for op in batch if op is not None]
-            if ops:
+            if ops and not self._abandoned:
                 await self._apply(ops)
             if None in batch:
                 return
@@ -48,6 +55,8 @@ class Journal:
     async def _apply(self, ops: list[JournalOp]) -> None:
         """Apply a batch, waiting out a database outage so that nothing said is lost to a blip."""
         for delay in (*RETRY_DELAYS_S, None):
+            if self._abandoned:
+                return
             try:
                 await database_sync_to_async(services.journal_apply)(conversation_id=self.conversation_id, ops=ops)
                 return

@@ -414,7 +414,8 @@ def conversation_export(*, conversation: Conversation, exported_at: Any) -> dict
     row = {name: getattr(conversation, name) for name in (
         "id", "title", "started_at", "ended_at", "status", "provider", "deployment", "dialect", "settings", "error")}
     turns = Turn.objects.filter(conversation=conversation).order_by("position").values(
-        "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id")
+        "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id",
+        "generated_ms", "recording_ms")
     usage = Usage.objects.filter(conversation=conversation).order_by("created_at", "pk").values(
         "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at")
     return build_document(conversation=row, turns=turns, usage=usage, exported_at=exported_at)

@@ -12,6 +12,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import Max
 from django.utils import timezone
 
+from . import live
 from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
@@ -60,19 +61,25 @@ def conversation_rename(*, conversation: Conversation, title: str) -> None:
 
 
 def conversation_delete(*, conversation: Conversation) -> None:
-    """Delete a conversation with its turns and usage."""
-    conversation.delete()
+    """Delete a conversation with its turns and usage, and end it wherever it is live."""
+    conversation_id = conversation.pk
+    with transaction.atomic():
+        conversation.delete()
+        # After the commit: a relay told earlier could still write into rows about to go.
+        transaction.on_commit(lambda: live.announce_deleted(conversation_id=conversation_id))
 
 
 @transaction.atomic
 def user_data_delete(*, user: AbstractBaseUser) -> int:
     """Delete all of a user's conversations (turns, usage and imports with them) and their settings; the login stays.
 
-    Returns how many conversations were deleted.
+    Their live conversations end wherever they run. Returns how many conversations were deleted.
     """
     count = Conversation.objects.filter(user=user).count()
     Conversation.objects.filter(user=user).delete()
     VoicePreferences.objects.filter(user=user).delete()
+    user_id = user.pk
+    transaction.on_commit(lambda: live.announce_deleted(user_id=user_id))
     return count
 
 
@@ -254,10 +261,14 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
 def journal_apply(*, conversation_id: Any, ops: Sequence[JournalOp]) -> None:
     """Apply a batch of journal writes in one transaction, falling back to one by one so none is lost.
 
+    A deleted conversation takes its writes with it: they are dropped, nothing is re-created.
     Database outages (OperationalError, InterfaceError) propagate so the journal can retry the batch.
     """
     try:
         with transaction.atomic():
+            if not _conversation_held(conversation_id):
+                logger.info("Conversation %s was deleted; %d writes dropped", conversation_id, len(ops))
+                return
             for op in ops:
                 journal_apply_one(conversation_id=conversation_id, op=op)
         return
@@ -268,11 +279,22 @@ def journal_apply(*, conversation_id: Any, ops: Sequence[JournalOp]) -> None:
     for op in ops:
         try:
             with transaction.atomic():
+                if not _conversation_held(conversation_id):
+                    return
                 journal_apply_one(conversation_id=conversation_id, op=op)
         except (OperationalError, InterfaceError):
             raise
         except Exception:  # noqa: BLE001
             logger.exception("Conversation %s write %r failed", conversation_id, op)
+
+
+def _conversation_held(conversation_id: Any) -> bool:
+    """Whether the conversation exists, holding it until the transaction ends so a delete waits for the writes.
+
+    FOR NO KEY UPDATE blocks a DELETE but not the key-share locks that inserting turns and chunks take.
+    SQLite ignores it; there a delete cannot commit while this transaction reads anyway.
+    """
+    return Conversation.objects.select_for_update(no_key=True).filter(pk=conversation_id).exists()
 
 
 def _title_from(conversation_id: Any, text: str) -> None:

@@ -40,7 +40,7 @@ def _store(*, user: AbstractBaseUser, imported: ImportedConversation) -> Convers
     turns = Turn.objects.bulk_create(
         Turn(conversation=conversation, role=t.role, position=t.position, item_id=f"{prefix}{t.position}",
              response_id=t.response_id, text=t.text, interrupted=t.interrupted, audio_ms=t.audio_ms,
-             status=t.status, status_reason=t.status_reason)
+             generated_ms=t.generated_ms, recording_ms=t.recording_ms, status=t.status, status_reason=t.status_reason)
         for t in imported.turns
     )
     dated = []

@@ -4,6 +4,9 @@ from __future__ import annotations
 import pytest
 import pytest_asyncio
 
+# The browser tests' fixtures (`account`, `open_browser`), shared without test modules importing each other.
+pytest_plugins = ["tests.browser_fixtures"]
+
 
 @pytest_asyncio.fixture
 async def simulator():

@@ -7,7 +7,7 @@ import pytest
 from conversations.models import Turn
 
 from .browser_support import ARTIFACTS, browser_available, free_port, simulator_thread, wait_until
-from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
+from .browser_fixtures import serve, silent_wav
 
 pytestmark = [
     pytest.mark.browser,

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from .browser_support import barge_in_wav, browser_available, simulator_thread, wait_until
-from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
+from .browser_fixtures import serve, silent_wav
 
 pytestmark = [
     pytest.mark.browser,

@@ -10,7 +10,7 @@ from conversations.realtime.simulator import RealtimeSimulator
 from conversations.transfer import format
 
 from .relay import Transcript, collect, communicator, point_at
-from .test_transfer_format import document
+from .transfer import document
 
 pytestmark = [
     pytest.mark.asyncio,

@@ -6,7 +6,6 @@ import datetime as dt
 import io
 import json
 import zipfile
-from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,36 +13,9 @@ from hypothesis import strategies as st
 
 from conversations.transfer import archive, format, markdown
 
+from .transfer import document
+
 MAX = 100_000
-
-
-def document(**changes: Any) -> dict[str, Any]:
-    """A valid export document of a two-turn conversation."""
-    doc = {
-        "format": format.FORMAT,
-        "version": format.VERSION,
-        "exported_at": "2026-11-25T10:00:00+00:00",
-        "conversation": {
-            "id": "0b7c4c1e-5c1a-4f7a-9a55-2f4c1b7de001", "title": "Apricots", "started_at": "2026-11-24T09:00:00+00:00",
-            "ended_at": "2026-11-24T09:05:00+00:00", "status": "ended", "provider": "azure",
-            "deployment": "gpt-realtime", "dialect": "ga", "error": "",
-        },
-        "settings": {"voice": "alloy"},
-        "turns": [
-            {"role": "user", "position": 0, "text": "Remember apricot", "started_at": "2026-11-24T09:00:05+00:00",
-             "interrupted": False, "audio_ms": 1200, "status": "", "status_reason": "", "response_id": ""},
-            {"role": "assistant", "position": 1, "text": "I will.", "started_at": "2026-11-24T09:00:07+00:00",
-             "interrupted": True, "audio_ms": 700, "status": "", "status_reason": "", "response_id": "resp_1"},
-        ],
-        "usage": [
-            {"response_id": "resp_1", "model": "gpt-realtime", "status": "completed", "input_text_tokens": 5,
-             "input_audio_tokens": 10, "input_cached_tokens": 0, "output_text_tokens": 3, "output_audio_tokens": 20,
-             "input_tokens": 15, "output_tokens": 23, "total_tokens": 38, "estimated": False,
-             "created_at": "2026-11-24T09:00:09+00:00"},
-        ],
-    }
-    doc.update(changes)
-    return doc
 
 
 def check_outcome(conversations: list, errors: list) -> None:
@@ -71,7 +43,8 @@ def mutations() -> st.SearchStrategy:
              ("conversation", "ended_at"), ("conversation", "status"), ("conversation", "title"), ("settings",),
              ("settings", "voice"), ("turns",), ("turns", 0), ("turns", 1, "role"), ("turns", 1, "position"),
              ("turns", 0, "text"), ("turns", 0, "audio_ms"), ("turns", 1, "interrupted"), ("turns", 0, "started_at"),
-             ("usage",), ("usage", 0, "total_tokens"), ("usage", 0, "response_id"), ("usage", 0, "estimated")]
+             ("usage",), ("usage", 0, "total_tokens"), ("usage", 0, "response_id"), ("usage", 0, "estimated"),
+             ("turns", 1, "generated_ms"), ("turns", 1, "recording_ms")]
     return st.tuples(st.sampled_from(paths), json_values | st.just(KeyError))
 
 
@@ -88,6 +61,7 @@ def test_any_json_value_is_a_conversation_or_plain_errors(value):
 def test_a_document_with_any_field_replaced_is_a_conversation_or_errors_that_name_the_field(mutation):
     path, value = mutation
     doc = document()
+    doc["turns"][1].update(generated_ms=1500, recording_ms=2100)
     parent = doc
     for key in path[:-1]:
         parent = parent[key]
@@ -138,6 +112,30 @@ def test_a_valid_document_is_read_whole():
     assert conversation.usage[0].tokens["total_tokens"] == 38
 
 
+def test_a_file_without_the_generated_and_recording_lengths_reads_as_unknown_and_unrecorded():
+    conversation, errors = format.parse_document(document())
+    assert errors == []
+    assert [(t.generated_ms, t.recording_ms) for t in conversation.turns] == [(0, None), (0, None)]
+
+
+def test_the_generated_and_recording_lengths_are_read_when_present_and_recording_may_be_null():
+    doc = document()
+    doc["turns"][0].update(generated_ms=0, recording_ms=None)
+    doc["turns"][1].update(generated_ms=1500, recording_ms=2100)
+    conversation, errors = format.parse_document(doc)
+    assert errors == []
+    assert [(t.generated_ms, t.recording_ms) for t in conversation.turns] == [(0, None), (1500, 2100)]
+
+
+def test_wrong_generated_and_recording_lengths_are_listed_with_where_they_are():
+    doc = document()
+    doc["turns"][0].update(generated_ms=None, recording_ms=-1)
+    doc["turns"][1].update(generated_ms="long", recording_ms=True)
+    assert format.parse_document(doc)[1] == [
+        f"turns[{i}].{field}: must be a whole number from 0 to 2147483647"
+        for i in (0, 1) for field in ("generated_ms", "recording_ms")]
+
+
 def test_every_invalid_field_is_listed_with_where_it_is():
     doc = document()
     doc["conversation"]["status"] = "talking"
@@ -177,6 +175,11 @@ def test_an_unknown_version_is_named(version):
 def test_nul_characters_anywhere_in_the_settings_are_refused():
     errors = format.parse_document(document(settings={"instructions": ["ok", "bad\x00"]}))[1]
     assert errors == ["settings.instructions[1]: must not contain NUL characters"]
+
+
+def test_a_settings_key_with_a_line_break_is_named_on_one_line():
+    _, errors = format.parse_document(document(settings={"\n": {"\x00": None}}))
+    assert errors == ["settings.\\u000a: must not contain NUL characters"]
 
 
 def test_a_document_with_thousands_of_problems_lists_a_hundred_and_counts_the_rest():
@@ -288,4 +291,6 @@ def test_the_json_schema_file_and_the_checker_agree_on_what_is_required():
             del doc[section][0][field]
             assert format.parse_document(doc)[1] == [f"{section}[0].{field}: is missing"]
     assert schema["properties"]["turns"]["items"]["properties"]["role"]["enum"] == list(format.ROLES)
+    # Added within version 1, so optional: older files have neither.
+    assert {"generated_ms", "recording_ms"} <= set(schema["properties"]["turns"]["items"]["properties"])
     assert set(schema["properties"]["usage"]["items"]["properties"]) >= set(format.TOKEN_FIELDS)

@@ -7,7 +7,7 @@ from conversations import services_transfer
 from conversations.models import Conversation, Turn, Usage
 from conversations.transfer import format
 
-from .test_transfer_format import document
+from .transfer import document
 
 pytestmark = pytest.mark.django_db
 

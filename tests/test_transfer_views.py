@@ -87,6 +87,22 @@ def test_the_json_export_is_an_attachment_that_the_documented_checker_accepts(cl
         ("resp_1", 150, False), ("resp_3", 10, True)]
 
 
+def test_the_json_export_and_an_older_file_are_valid_against_the_published_schema(client, user):
+    from pathlib import Path
+
+    from jsonschema import Draft202012Validator
+
+    from .transfer import document
+
+    schema = json.loads((Path(format.__file__).parents[1] / "export_schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    conversation = _conversation(user)
+    Turn.objects.filter(conversation=conversation, position=1).update(generated_ms=1600, recording_ms=1900)
+    client.force_login(user)
+    for exported in (_export(client, conversation), document()):  # document(): written before the newer fields
+        assert [e.message for e in Draft202012Validator(schema).iter_errors(exported)] == []
+
+
 def test_a_title_that_is_not_a_safe_file_name_is_slugged(client, user):
     conversation = _conversation(user, title='../"evil"\r\nname ñ')
     client.force_login(user)
@@ -165,6 +181,36 @@ def test_a_round_trip_into_a_second_account_reproduces_the_conversation_under_a_
     strip = lambda doc: {k: v for k, v in doc.items() if k not in ("exported_at", "conversation")}  # noqa: E731
     assert strip(again) == strip(exported)
     assert [m.message for m in response.wsgi_request._messages] == ["Imported 1 conversation."]
+
+
+def test_generated_and_recording_lengths_go_out_and_come_back_in(client, user, other):
+    conversation = _conversation(user)
+    Turn.objects.filter(conversation=conversation, position=0).update(recording_ms=0)
+    Turn.objects.filter(conversation=conversation, position=1).update(generated_ms=1600, recording_ms=1900)
+    client.force_login(user)
+    exported = _export(client, conversation)
+    assert [(t["generated_ms"], t["recording_ms"]) for t in exported["turns"]] == [
+        (0, 0), (1600, 1900), (0, None), (0, None)]
+    client.force_login(other)
+    _upload(client, json.dumps(exported).encode())
+    imported = Conversation.objects.get(user=other)
+    assert list(imported.turns.order_by("position").values_list("generated_ms", "recording_ms")) == [
+        (0, 0), (1600, 1900), (0, None), (0, None)]
+    # The heard share of the cut answer (800 of 1600 ms) survives the move.
+    cut = selectors.transcript_of(conversation=imported).lines[1]
+    assert cut.heard_share == 0.5 and cut.heard and cut.unheard
+
+
+def test_a_file_exported_before_the_lengths_were_added_still_imports(client, user, other):
+    client.force_login(user)
+    exported = _export(client, _conversation(user))
+    for turn in exported["turns"]:
+        del turn["generated_ms"], turn["recording_ms"]
+    client.force_login(other)
+    response = _upload(client, json.dumps(exported).encode())
+    assert response.status_code == 302
+    imported = Conversation.objects.get(user=other)
+    assert list(imported.turns.values_list("generated_ms", "recording_ms")) == [(0, None)] * 4
 
 
 def test_imported_turns_get_item_ids_of_their_own_that_the_relay_can_seed_with(client, user, other):

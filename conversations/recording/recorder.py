@@ -134,6 +134,11 @@ class Recorder:
         except Exception:  # noqa: BLE001 - the conversation still ends cleanly
             logger.exception("The recording failed at its end")
 
+    def abandon(self) -> None:
+        """Stop without storing anything more (the conversation was deleted)."""
+        self._writer.gone = True
+        self._closing.set()
+
     def next_place(self) -> tuple[int, int]:
         """The chunk number and timeline position (ms) a later stretch of this recording starts at."""
         return self._writer.seq, self._writer.mixer.emitted // SAMPLES_PER_MS

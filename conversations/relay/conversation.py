@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 
 from .. import selectors, services
 from ..journal import Journal
+from ..live import Inbox
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
 from ..realtime.options import Preferences
@@ -42,6 +43,7 @@ from .effects import (
     TurnRecorded,
 )
 from .failures import (
+    CLOSE_DELETED,
     CLOSE_NORMAL,
     CLOSE_REPLACED,
     CLOSE_SERVER_ERROR,
@@ -161,6 +163,7 @@ class LiveConversation:
         self._recording_place = recording_place  # (next chunk number, ms) where recording goes on
         self.recorder: Recorder | None = None
         self._timeline: Timeline | None = None
+        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted)
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
@@ -170,6 +173,7 @@ class LiveConversation:
         if record:
             self._start_recording()
         self.registry.add(self.conversation_id, self)
+        self._inbox.start()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -239,7 +243,16 @@ class LiveConversation:
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
+        await self._inbox.close()
         logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
+
+    async def deleted(self) -> None:
+        """The conversation was deleted (in any window, through any worker): end it and write nothing more."""
+        self.journal.abandon()
+        recorder, self.recorder, self._timeline = self.recorder, None, None
+        if recorder is not None:
+            recorder.abandon()
+        await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
 
     # --- Browser side ----------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ class ImportedTurn:
     status: str
     status_reason: str
     response_id: str
+    generated_ms: int = 0
+    recording_ms: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +105,8 @@ def build_document(
                 "status": t["status"],
                 "status_reason": t["status_reason"],
                 "response_id": t["response_id"],
+                "generated_ms": t["generated_ms"],
+                "recording_ms": t["recording_ms"],
             }
             for t in turns
         ],
@@ -172,14 +176,24 @@ class _Checker:
         return choices[0]
 
     def integer(self, parent: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> int:
+        return self._integer(parent, key, where, required=required, default=0) or 0
+
+    def integer_or_null(self, parent: Mapping[str, Any], key: str, where: str) -> int | None:
+        """An optional count that may be null (and is null when missing)."""
+        if parent.get(key, 0) is None:
+            return None
+        return self._integer(parent, key, where, required=False, default=None)
+
+    def _integer(self, parent: Mapping[str, Any], key: str, where: str, *, required: bool,
+                 default: int | None) -> int | None:
         if key not in parent:
             if required:
                 self.fail(where, _("is missing"))
-            return 0
+            return default
         value = parent[key]
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
             self.fail(where, _("must be a whole number from 0 to %(max)s") % {"max": MAX_INT})
-            return 0
+            return default
         return value
 
     def boolean(self, parent: Mapping[str, Any], key: str, where: str, *, required: bool = True) -> bool:
@@ -220,6 +234,11 @@ class _Checker:
         return value
 
 
+def _printable(text: str) -> str:
+    """Text with line breaks and other unprintable characters escaped, so a problem stays on one line."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
 def _check_json_text(c: _Checker, value: Any, where: str) -> None:
     """Report NUL characters anywhere in free-form JSON: PostgreSQL's jsonb refuses them."""
     # A loop, not recursion: the nesting depth of an uploaded file is not ours to choose.
@@ -233,7 +252,7 @@ def _check_json_text(c: _Checker, value: Any, where: str) -> None:
             for key, child in item.items():
                 if "\x00" in key:
                     c.fail(at, _("must not contain NUL characters"))
-                pending.append((child, f"{at}.{key[:40]}"))
+                pending.append((child, f"{at}.{_printable(key[:40])}"))
         elif isinstance(item, list):
             pending.extend((child, f"{at}[{index}]") for index, child in enumerate(item))
 
@@ -253,6 +272,9 @@ def _turn(c: _Checker, raw: Any, where: str) -> ImportedTurn | None:
         status=c.string(raw, "status", f"{where}.status", max_length=24, required=False),
         status_reason=c.string(raw, "status_reason", f"{where}.status_reason", max_length=200, required=False),
         response_id=c.string(raw, "response_id", f"{where}.response_id", max_length=128, required=False),
+        # Added within version 1: files written before them have neither.
+        generated_ms=c.integer(raw, "generated_ms", f"{where}.generated_ms", required=False),
+        recording_ms=c.integer_or_null(raw, "recording_ms", f"{where}.recording_ms"),
     )
     return turn if c.count == before else None
 

@@ -351,9 +351,20 @@ function onFailed(s, change) {
       : gettext("Cannot reach the server. Check your connection, then press Start to continue the conversation.");
   }
   // The conversation is stored: Start continues it, unless it is gone or another tab has it now.
-  const continuable = app.conversationId && change.outcome !== "replaced" && change.code !== 4004;
+  const gone = [4004, 4410].includes(change.code);
+  const continuable = app.conversationId && change.outcome !== "replaced" && !gone;
   finish(s, "error", message);
   if (continuable) continueId = app.conversationId;
+  if (gone) forgetConversation();
+}
+
+/** Takes a conversation that no longer exists out of the address bar, so a reload does not ask for it. */
+function forgetConversation() {
+  app.conversationId = null;
+  const url = new URL(window.location.href);
+  if (!url.searchParams.has("conversation")) return;
+  url.searchParams.delete("conversation");
+  window.history.replaceState(window.history.state, "", url);
 }
 
 /** Sends the user to sign in, coming back to this conversation afterwards. */

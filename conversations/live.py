@@ -1,0 +1,99 @@
+"""Reaching live conversations in whichever worker process holds them: their channel-layer groups and "end" messages.
+
+A live conversation joins two groups for as long as it runs, attached to a browser or not (grace period):
+one of its own and one of its owner's. A delete sends to one of them; the process that holds the
+conversation receives it, whichever that is. No models here: services call this after their writes commit.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+CONVERSATION_DELETED = "conversation.deleted"
+# A channel layer that is away (Redis down) is tried again this long after.
+RETRY_S = 2.0
+
+
+def conversation_group(conversation_id: Any) -> str:
+    """The group of one live conversation."""
+    return f"conversation.{conversation_id}"
+
+
+def owner_group(user_id: Any) -> str:
+    """The group of every live conversation of one user."""
+    return f"owner.{user_id}"
+
+
+def announce_deleted(*, conversation_id: Any = None, user_id: Any = None) -> None:
+    """Tell one live conversation (by id), or all of a user's, that it was deleted; a layer outage is only logged."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    group = conversation_group(conversation_id) if conversation_id is not None else owner_group(user_id)
+    try:
+        async_to_sync(layer.group_send)(group, {"type": CONVERSATION_DELETED})
+    except Exception:  # noqa: BLE001 - the rows are gone either way; a live relay then ends at its grace period or Stop
+        logger.exception("Could not tell live conversations in %s that they were deleted", group)
+
+
+class Inbox:
+    """A live conversation's address on the channel layer: joins its groups and hands a delete to `on_deleted`."""
+
+    def __init__(self, *, conversation_id: Any, owner_id: Any, on_deleted: Callable[[], Awaitable[None]]) -> None:
+        self.groups = [conversation_group(conversation_id)]
+        if owner_id is not None:
+            self.groups.append(owner_group(owner_id))
+        self.on_deleted = on_deleted
+        self._layer: Any = None
+        self._channel = ""
+        self._joined: list[str] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Join the groups and listen, in a task of its own: nothing on the audio path waits for the layer."""
+        self._layer = get_channel_layer()
+        if self._layer is not None:
+            self._task = asyncio.create_task(self._run(), name=f"inbox-{self.groups[0]}")
+
+    async def _run(self) -> None:
+        layer = self._layer
+        while True:
+            try:
+                if not self._channel:
+                    self._channel = await layer.new_channel()
+                for group in self.groups:
+                    if group not in self._joined:
+                        await layer.group_add(group, self._channel)
+                        self._joined.append(group)
+                message = await layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - Redis away: the conversation carries on, and is reachable once it is back
+                logger.warning("Channel layer unavailable for %s; retrying in %ss", self.groups[0], RETRY_S, exc_info=True)
+                await asyncio.sleep(RETRY_S)
+                continue
+            if message.get("type") == CONVERSATION_DELETED:
+                await self.on_deleted()
+                return
+
+    async def close(self) -> None:
+        """Stop listening and leave the groups (called as the conversation ends, maybe from `on_deleted` itself)."""
+        task, self._task = self._task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        joined, self._joined = self._joined, []
+        for group in joined:
+            try:
+                await self._layer.group_discard(group, self._channel)
+            except Exception:  # noqa: BLE001 - Redis away: the group entry expires on its own
+                logger.warning("Could not leave %s", group, exc_info=True)

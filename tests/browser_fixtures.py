@@ -1,0 +1,96 @@
+"""What the real-browser tests share: a user who logs in through the form, the served app, and Chromium.
+
+The fixtures (`account`, `open_browser`) are registered in tests/conftest.py; test modules import the
+helpers (`serve`, `silent_wav`, `Browser`) from here, never from one another.
+"""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from .browser_support import CHROMIUM, app_server, chromium_args, database_url
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def account(django_user_model):
+    """A user who can log in through the form."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("browser tests share the database with a server process: PostgreSQL only")
+    return django_user_model.objects.create_user(username="ada", password=PASSWORD)
+
+
+def serve(sim, dialect: str = "ga"):
+    """The app's server pointed at the threaded simulator as an Azure endpoint in the given dialect."""
+    from django.db import connection
+
+    preview = dialect == "preview"
+    return app_server(
+        {
+            "DATABASE_URL": database_url(connection.settings_dict),
+            "AZURE_OPENAI_ENDPOINT": sim.url,
+            "AZURE_OPENAI_API_KEY": "sim-key",
+            "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-realtime-preview" if preview else "gpt-realtime",
+            "AZURE_OPENAI_API_VERSION": "2025-04-01-preview" if preview else "",
+        }
+    )
+
+
+def silent_wav(path):
+    """Five seconds of digital silence: a microphone in a quiet room."""
+    subprocess.run(["sox", "-n", "-r", "48000", "-c", "1", "-b", "16", str(path), "trim", "0", "5"], check=True)
+    return path
+
+
+class Browser:
+    """One Chromium with a WAV microphone, logged in to the app."""
+
+    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True) -> None:
+        from playwright.sync_api import sync_playwright
+
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, fake_ui=fake_ui))
+        self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.base_url = base_url
+
+    def login(self, username: str = "ada", password: str = PASSWORD) -> None:
+        """Sign in through the login form and wait for the talk page."""
+        self.page.goto(f"{self.base_url}/")
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        self.page.click("#login-form [type=submit]")
+        self.page.wait_for_function("window.voiceApp !== undefined")
+
+    def start(self) -> None:
+        self.page.click("#start")
+        self.page.wait_for_function("window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+
+    def messages(self, kind: str) -> int:
+        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
+
+    def close(self) -> None:
+        self._browser.close()
+        self._pw.stop()
+
+
+@pytest.fixture
+def open_browser():
+    """Open browsers and close them, failing the test on any uncaught page error."""
+    opened: list[Browser] = []
+
+    def make(*args, **kwargs) -> Browser:
+        opened.append(Browser(*args, **kwargs))
+        return opened[-1]
+
+    yield make
+    for browser in opened:
+        errors = browser.errors
+        browser.close()
+        assert not errors, errors
