@@ -1,6 +1,8 @@
 """Support for real-browser tests: the app's own server on the test database, Chromium with a WAV microphone."""
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import socket
@@ -165,3 +167,28 @@ def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+# A script that creates a user and prints a logged-in session cookie, for a server on its own database.
+LOGIN_SCRIPT = """
+import django
+django.setup()
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.test import Client
+user = get_user_model().objects.create_user(username="frames", password="x")
+client = Client()
+client.force_login(user)
+print(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}")
+"""
+
+
+async def until(ws, kind: str, timeout: float = 20.0) -> dict:
+    """The next text message of a type, skipping audio and other messages."""
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = await ws.recv()
+            if isinstance(frame, str):
+                message = json.loads(frame)
+                if message["type"] == kind:
+                    return message

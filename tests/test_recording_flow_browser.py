@@ -4,7 +4,7 @@ import json
 import pytest
 
 from .browser_support import browser_available, simulator_thread, speech_wav, wait_until
-from .test_browser_experience import account, open_browser, serve  # noqa: F401 - fixtures
+from .browser_fixtures import serve
 
 pytestmark = [
     pytest.mark.browser,

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from .browser_support import browser_available, simulator_thread
-from .test_browser_experience import account, open_browser, serve, silent_wav  # noqa: F401 - fixtures
+from .browser_fixtures import serve, silent_wav
 
 pytestmark = [
     pytest.mark.browser,

@@ -6,7 +6,6 @@ from conversations.models import RecordingChunk, Turn
 from .browser_support import app_server, browser_available, database_url, wait_until
 from .history import stored
 from .recordings import recorded
-from .test_browser_experience import account, open_browser  # noqa: F401 - fixtures
 
 pytestmark = [
     pytest.mark.browser,

@@ -18,21 +18,10 @@ from conversations.realtime.protocol import MAX_AUDIO_FRAME_BYTES, MAX_MESSAGE_C
 
 from voiceapp import serve
 
-from .browser_support import ROOT, app_server
+from .browser_support import LOGIN_SCRIPT, ROOT, app_server, until
 
 SERVER_MAX_MESSAGE_BYTES = serve.OPTIONS["ws_max_size"]
 
-LOGIN_SCRIPT = """
-import django
-django.setup()
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.test import Client
-user = get_user_model().objects.create_user(username="frames", password="x")
-client = Client()
-client.force_login(user)
-print(f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +49,6 @@ def open_socket(server: tuple[str, str], path: str):
     )
 
 
-async def until(ws, kind: str, timeout: float = 20.0) -> dict:
-    """The next text message of a type, skipping audio and other messages."""
-    async with asyncio.timeout(timeout):
-        while True:
-            frame = await ws.recv()
-            if isinstance(frame, str):
-                message = json.loads(frame)
-                if message["type"] == kind:
-                    return message
 
 
 def test_audio_over_one_second_is_refused_with_an_error_and_the_socket_stays_open(server):

@@ -8,14 +8,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from voiceapp import serve
 
-from .browser_support import ROOT, free_port, served
-from .test_server import LOGIN_SCRIPT, until
+from .browser_support import LOGIN_SCRIPT, ROOT, free_port, served, until
 
 FRAME_BYTES = 24_000 * 40 // 1000 * 2
 
