@@ -53,7 +53,9 @@ clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
 
 # The relay's hot path side by side (no relay, a bare relay, the project under each ASGI server) at
-# 20, 100 and 200 conversations; then reply latency through the served app against the simulator.
+# 20, 100 and 200 conversations; then reply latency through the served app against the simulator;
+# then what recording costs per conversation-second, stage by stage.
 bench: install
 	$(PY) benchmarks/hotpath.py --conversations 20 100 200 --seconds 15
 	$(PY) benchmarks/relay_load.py --conversations 10 50 100 --seconds 20
+	$(PY) benchmarks/recording_cost.py
