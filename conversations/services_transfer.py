@@ -37,10 +37,12 @@ def _store(*, user: AbstractBaseUser, imported: ImportedConversation) -> Convers
     )
     # Item ids must be unique in the conversation and short enough for the relay to seed upstream with them.
     prefix = f"imp_{conversation.pk.hex[:8]}_"
+    # recording_ms stays empty: the recording is not in the file, and a continued import starts a recording
+    # of its own at 0, into which the exported offsets would point at the wrong moments.
     turns = Turn.objects.bulk_create(
         Turn(conversation=conversation, role=t.role, position=t.position, item_id=f"{prefix}{t.position}",
              response_id=t.response_id, text=t.text, interrupted=t.interrupted, audio_ms=t.audio_ms,
-             generated_ms=t.generated_ms, recording_ms=t.recording_ms, status=t.status, status_reason=t.status_reason)
+             generated_ms=t.generated_ms, recording_ms=None, status=t.status, status_reason=t.status_reason)
         for t in imported.turns
     )
     dated = []
