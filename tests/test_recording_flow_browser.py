@@ -69,9 +69,14 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
         b.page.wait_for_function("window.seekedAt !== undefined", timeout=10_000)
         assert abs(b.page.evaluate("window.seekedAt") - starts[2] / 1000) < 0.3
         b.page.wait_for_function("!document.getElementById('recording-audio').paused", timeout=5_000)
-        b.page.wait_for_function(
-            "document.querySelector('.dialogue .line:nth-child(3)').getAttribute('aria-current') === 'true'",
-            timeout=5_000)
+        # The marked line is the one playing: the typed message, or (it is short) the reply after it by now.
+        b.page.wait_for_function("""() => {
+            const audio = document.getElementById('recording-audio');
+            const lines = [...document.querySelectorAll('.dialogue .line')];
+            const marked = lines.findIndex((line) => line.getAttribute('aria-current') === 'true');
+            const playing = lines.findLastIndex((line) => +line.querySelector('.seek').dataset.seekMs / 1000 <= audio.currentTime);
+            return marked >= 2 && marked === playing && lines[marked].classList.contains('playing');
+        }""", timeout=5_000)
         played_from = audio(b.page, "audio.currentTime")
         b.page.wait_for_function(f"document.getElementById('recording-audio').currentTime > {played_from + 0.5}",
                                  timeout=10_000)
