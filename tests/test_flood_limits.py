@@ -1,13 +1,20 @@
-"""The talk socket's flood limits as pure code: token buckets for audio (in audio time) and control messages."""
+"""The talk socket's flood limits: token buckets for audio (in audio time) and control messages, and their settings."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conversations.relay.flood import FloodLimits, TokenBucket
 
+ROOT = Path(__file__).resolve().parent.parent
 BYTES_PER_MS = 48
 LIMITS = FloodLimits()
 
@@ -110,3 +117,12 @@ def test_a_stall_shorter_than_the_burst_is_absorbed_and_a_longer_one_is_refused(
 
     assert backlog_passes(LIMITS.audio_burst_ms / 1000 - 0.1)
     assert not backlog_passes(LIMITS.audio_burst_ms / 1000 + 1.0)
+
+
+@pytest.mark.parametrize("name, value", [("RELAY_AUDIO_BURST_MS", "500"), ("RELAY_AUDIO_MAX_RATE", "0.5"),
+                                         ("RELAY_CONTROL_MAX_RATE", "0"), ("RELAY_CONTROL_BURST", "0")])
+def test_limits_that_would_close_honest_sockets_are_refused_at_start_up(name, value):
+    env = {**os.environ, "DOTENV_FILE": "", "SECRET_KEY": "x", name: value}
+    result = subprocess.run([sys.executable, "-c", "import voiceapp.settings"], cwd=ROOT, env=env,
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr and name in result.stderr

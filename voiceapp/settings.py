@@ -186,6 +186,18 @@ RELAY_RECONNECT_TRIES: int = env.int("RELAY_RECONNECT_TRIES", default=5)
 RELAY_RECONNECT_BASE_SECONDS: float = env.float("RELAY_RECONNECT_BASE_SECONDS", default=0.5)
 RELAY_ROLLOVER_MARGIN_SECONDS: float = env.float("RELAY_ROLLOVER_MARGIN_SECONDS", default=60.0)
 RELAY_SEED_TOKEN_BUDGET: int = env.int("RELAY_SEED_TOKEN_BUDGET", default=6000)
+# Flood limits of one talk socket (docs/browser-protocol.md): audio in multiples of real time with a
+# burst in audio milliseconds, control messages a second with a burst. Past them the socket closes with 1008.
+RELAY_AUDIO_MAX_RATE: float = env.float("RELAY_AUDIO_MAX_RATE", default=2.0)
+RELAY_AUDIO_BURST_MS: int = env.int("RELAY_AUDIO_BURST_MS", default=10_000)
+RELAY_CONTROL_MAX_RATE: float = env.float("RELAY_CONTROL_MAX_RATE", default=20.0)
+RELAY_CONTROL_BURST: int = env.int("RELAY_CONTROL_BURST", default=40)
+if RELAY_AUDIO_MAX_RATE < 1 or RELAY_CONTROL_MAX_RATE <= 0 or RELAY_CONTROL_BURST < 1:
+    raise ImproperlyConfigured("RELAY_AUDIO_MAX_RATE must be at least 1 (real time), RELAY_CONTROL_MAX_RATE "
+                               "above 0 and RELAY_CONTROL_BURST at least 1.")
+# Below one second a single frame of the longest length the protocol allows would close the socket.
+if RELAY_AUDIO_BURST_MS < 1000:
+    raise ImproperlyConfigured("RELAY_AUDIO_BURST_MS must be at least 1000 (the longest audio frame).")
 # The largest export file (JSON or zip) a user may import, in bytes.
 IMPORT_MAX_BYTES: int = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
