@@ -172,7 +172,9 @@ class TalkConsumer(AsyncWebsocketConsumer):
                     if self.live is not None:
                         await self.live.audio_in(pcm)
                     return
-                if not self._control_budget.take(1, monotonic()):
+                # After a flood close, a message the server had already queued must not be answered:
+                # sending after `websocket.close` raises in the server.
+                if self._flooded or not self._control_budget.take(1, monotonic()):
                     await self._flood("control messages")
                     return
                 # Channels closes stale database connections before every handler: a hop onto the
