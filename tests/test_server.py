@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 
@@ -18,7 +19,7 @@ from conversations.realtime.protocol import MAX_AUDIO_FRAME_BYTES, MAX_MESSAGE_C
 
 from voiceapp import serve
 
-from .browser_support import LOGIN_SCRIPT, ROOT, app_server, until
+from .browser_support import ARTIFACTS, LOGIN_SCRIPT, ROOT, app_server, until
 
 SERVER_MAX_MESSAGE_BYTES = serve.OPTIONS["ws_max_size"]
 
@@ -118,3 +119,29 @@ def test_the_running_server_is_the_one_named(server):
     url, _ = server
     with urllib.request.urlopen(url + "/accounts/login/", timeout=10) as response:
         assert response.headers["Server"] == serve.NAME
+
+
+def test_a_socket_flooding_audio_and_messages_is_closed_with_1008_and_the_server_logs_it_once(server):
+    """Frames still on their way when the app closes the socket are dropped quietly: no send after close."""
+    async def run() -> tuple[int, str]:
+        async with open_socket(server, "/ws/talk/") as ws:
+            ready = await until(ws, "ready", timeout=30)
+            frame, ping = bytes(MAX_AUDIO_FRAME_BYTES), json.dumps({"type": "ping", "t": 1})
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(20):
+                    while True:  # as fast as the socket takes them, text between the audio
+                        await ws.send(frame)
+                        await ws.send(ping)
+            return closed.value.rcvd.code, ready["conversation_id"]
+
+    code, conversation_id = asyncio.run(run())
+    assert code == 1008
+    port = server[0].rsplit(":", 1)[1]
+    deadline = time.monotonic() + 10
+    while True:  # the server writes its log as the conversation ends
+        log = (ARTIFACTS / f"server-{port}.log").read_text()
+        if f"Conversation {conversation_id} ended" in log or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert log.count(f"conversation {conversation_id}, ") == 1 and "audio over 2x real time" in log
+    assert "Exception in ASGI application" not in log and "Talk socket handler failed" not in log

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +52,8 @@ INSTALLED_APPS = [
     # Full-text search on the history page when the database is PostgreSQL; harmless on SQLite.
     "django.contrib.postgres",
     "channels",
+    # Login throttling: failed sign-ins per username and address, stored in the database.
+    "axes",
     "conversations",
 ]
 
@@ -65,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "voiceapp.urls"
@@ -126,10 +131,45 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes' backend comes first: it refuses a locked-out username and address before the password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "conversations:talk"
 LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED: bool = env.bool("SIGNUP_ENABLED", default=False)
+
+# Login throttling (django-axes): after LOGIN_FAILURE_LIMIT wrong passwords for one username from one
+# address, that pair is locked for LOGIN_LOCKOUT_MINUTES. Per username *and* address, so nobody can lock
+# another person out of their account from elsewhere, and a guesser cannot try many accounts at once.
+LOGIN_FAILURE_LIMIT: int = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_MINUTES: int = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_LOCKOUT_MINUTES < 1:
+    raise ImproperlyConfigured("LOGIN_FAILURE_LIMIT and LOGIN_LOCKOUT_MINUTES must be at least 1.")
+# How many reverse proxies in front of the app append the client's address to X-Forwarded-For.
+# 0: the header is ignored (a client can write anything in it) and the connection's address counts.
+TRUSTED_PROXY_COUNT: int = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_LOCKOUT_MINUTES)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Each try while locked starts the cool-off again: a guesser who keeps going stays locked (the page says so).
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = True
+# The database, not the cache: it holds across worker processes and restarts with or without Redis
+# (without REDIS_URL the cache is per process, and a guesser would get a fresh count from each worker),
+# and staff see and clear lockouts in the admin. It costs a few queries per sign-in, none per request.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_CLIENT_IP_CALLABLE = "voiceapp.client_ip.client_ip"
+AXES_LOCKOUT_CALLABLE = "voiceapp.lockout.lockout_response"
+# Failures are what matter; a row for every successful sign-in (address, browser) is not kept.
+AXES_DISABLE_ACCESS_LOG = True
+# No banner in every manage.py command's output; failures and lockouts are still logged (as warnings),
+# with the username and address, so staff can tell whose account was guessed at and from where
+# (passwords are always masked).
+AXES_VERBOSE = False
+AXES_SENSITIVE_PARAMETERS: list[str] = []
 
 LANGUAGE_CODE = "en"
 # The interface languages; LocaleMiddleware picks the browser's preferred one unless the user chose.
@@ -186,6 +226,18 @@ RELAY_RECONNECT_TRIES: int = env.int("RELAY_RECONNECT_TRIES", default=5)
 RELAY_RECONNECT_BASE_SECONDS: float = env.float("RELAY_RECONNECT_BASE_SECONDS", default=0.5)
 RELAY_ROLLOVER_MARGIN_SECONDS: float = env.float("RELAY_ROLLOVER_MARGIN_SECONDS", default=60.0)
 RELAY_SEED_TOKEN_BUDGET: int = env.int("RELAY_SEED_TOKEN_BUDGET", default=6000)
+# Flood limits of one talk socket (docs/browser-protocol.md): audio in multiples of real time with a
+# burst in audio milliseconds, control messages a second with a burst. Past them the socket closes with 1008.
+RELAY_AUDIO_MAX_RATE: float = env.float("RELAY_AUDIO_MAX_RATE", default=2.0)
+RELAY_AUDIO_BURST_MS: int = env.int("RELAY_AUDIO_BURST_MS", default=10_000)
+RELAY_CONTROL_MAX_RATE: float = env.float("RELAY_CONTROL_MAX_RATE", default=20.0)
+RELAY_CONTROL_BURST: int = env.int("RELAY_CONTROL_BURST", default=40)
+if RELAY_AUDIO_MAX_RATE < 1 or RELAY_CONTROL_MAX_RATE <= 0 or RELAY_CONTROL_BURST < 1:
+    raise ImproperlyConfigured("RELAY_AUDIO_MAX_RATE must be at least 1 (real time), RELAY_CONTROL_MAX_RATE "
+                               "above 0 and RELAY_CONTROL_BURST at least 1.")
+# Below one second a single frame of the longest length the protocol allows would close the socket.
+if RELAY_AUDIO_BURST_MS < 1000:
+    raise ImproperlyConfigured("RELAY_AUDIO_BURST_MS must be at least 1000 (the longest audio frame).")
 # The largest export file (JSON or zip) a user may import, in bytes.
 IMPORT_MAX_BYTES: int = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
@@ -227,6 +279,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
+        # django-axes says three things at INFO about every failed sign-in; its warnings are the ones that matter.
+        "axes": {"level": "WARNING"},
         # Logger filters see records before any handler (including ones added later, like a test's).
         "websockets.client": {"filters": ["redact_secrets"]},
         "websockets.server": {"filters": ["redact_secrets"]},

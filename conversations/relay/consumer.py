@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import logging
 from importlib import import_module
+from time import monotonic
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -16,9 +17,17 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from ..realtime import protocol
-from ..realtime.protocol import BrowserMessageError
+from ..realtime.protocol import MAX_AUDIO_FRAME_BYTES, BrowserMessageError
 from .conversation import LiveConversation
-from .failures import CLOSE_NORMAL, CLOSE_NOT_FOUND, CLOSE_SERVER_ERROR, CLOSE_UNAUTHENTICATED, Failure
+from .failures import (
+    CLOSE_NORMAL,
+    CLOSE_NOT_FOUND,
+    CLOSE_POLICY,
+    CLOSE_SERVER_ERROR,
+    CLOSE_UNAUTHENTICATED,
+    Failure,
+)
+from .flood import FloodLimits
 from .opening import ConversationNotFound, open_conversation
 
 logger = logging.getLogger(__name__)
@@ -27,6 +36,22 @@ logger = logging.getLogger(__name__)
 _UNCHECKED_COMMANDS = frozenset({"ping", "truncate"})
 # A failing channel layer (Redis away) is retried this long after, without touching the conversation.
 _LAYER_RETRY_S = 2.0
+FLOODED = Failure(
+    "flood",
+    "This page sent audio or messages much faster than a conversation needs, so the server ended the "
+    "conversation. It is saved in your history.",
+    CLOSE_POLICY,
+)
+
+
+def flood_limits_from_settings() -> FloodLimits:
+    """The talk socket's flood limits, read at call time so tests can change them."""
+    return FloodLimits(
+        audio_rate=settings.RELAY_AUDIO_MAX_RATE,
+        audio_burst_ms=settings.RELAY_AUDIO_BURST_MS,
+        control_rate=settings.RELAY_CONTROL_MAX_RATE,
+        control_burst=settings.RELAY_CONTROL_BURST,
+    )
 
 
 async def refuse_anonymous(consumer: AsyncWebsocketConsumer) -> Any:
@@ -50,6 +75,12 @@ class TalkConsumer(AsyncWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.live: LiveConversation | None = None
         self.group = ""
+        # Per socket, on the instance: one flooding browser never touches another's budget.
+        self.limits = flood_limits_from_settings()
+        now = monotonic()
+        self._audio_budget = self.limits.audio_bucket(now)
+        self._control_budget = self.limits.control_bucket(now)
+        self._flooded = False
 
     async def connect(self) -> None:
         """Accept a logged-in user's socket and attach it to a new, resumed or continued conversation."""
@@ -131,9 +162,20 @@ class TalkConsumer(AsyncWebsocketConsumer):
             if message["type"] == "websocket.receive":
                 pcm = message.get("bytes")
                 if pcm is not None:
-                    # The hot path: straight to the conversation, no database, no JSON.
+                    # The hot path: counted, then straight to the conversation, no database, no JSON.
+                    # A frame too long to relay costs the most a frame may carry, so a stream of them floods too.
+                    size = len(pcm)
+                    if not self._audio_budget.take(size if size < MAX_AUDIO_FRAME_BYTES else MAX_AUDIO_FRAME_BYTES,
+                                                   monotonic()):
+                        await self._flood("audio")
+                        return
                     if self.live is not None:
                         await self.live.audio_in(pcm)
+                    return
+                # After a flood close, a message the server had already queued must not be answered:
+                # sending after `websocket.close` raises in the server.
+                if self._flooded or not self._control_budget.take(1, monotonic()):
+                    await self._flood("control messages")
                     return
                 # Channels closes stale database connections before every handler: a hop onto the
                 # one database thread per message. This consumer reaches the database only through
@@ -212,6 +254,27 @@ class TalkConsumer(AsyncWebsocketConsumer):
             return False
         store = import_module(settings.SESSION_ENGINE).SessionStore
         return await database_sync_to_async(store().exists)(key)
+
+    async def _flood(self, what: str) -> None:
+        """Close a socket that sent faster than its limits: one log line, the conversation ended and stored, 1008."""
+        if self._flooded:
+            return  # frames that were already on their way when it closed: said once is enough
+        self._flooded = True
+        live, self.live = self.live, None
+        limits = self.limits
+        limit = (f"{limits.audio_rate:g}x real time with a {limits.audio_burst_ms} ms burst" if what == "audio"
+                 else f"{limits.control_rate:g}/s with a burst of {limits.control_burst}")
+        logger.warning("Talk socket flooded: user %s, conversation %s, %s over %s; closing with %s",
+                       getattr(self.scope.get("user"), "pk", None), live.conversation_id if live else "-",
+                       what, limit, CLOSE_POLICY)
+        # Ended, not left a grace period: a client that floods must not get the same session back at once.
+        if live is not None and live.link is self:
+            await live.end(FLOODED)  # stores the conversation, sends the fatal error, closes with 1008
+            return
+        try:
+            await self.send_json(protocol.error_message(FLOODED.code, FLOODED.message, fatal=True))
+        finally:
+            await self.close(code=CLOSE_POLICY)
 
     async def _crash(self) -> None:
         live, self.live = self.live, None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from ..realtime.client import UpstreamError, UpstreamRejected
 
 CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008  # the browser sent faster than its socket's flood limits allow
 CLOSE_REPLACED = 4000
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_NOT_FOUND = 4004

@@ -10,7 +10,7 @@ function closeMessages() {
     1000: gettext("The conversation ended."),
     1001: gettext("The server is restarting. Press Start to try again in a moment."),
     1006: gettext("The connection to the server was lost. Check your network, then press Start to try again."),
-    1008: gettext("The server refused the connection from this page. Reload the page and try again."),
+    1008: gettext("The server ended this conversation because this page sent far more than a conversation needs. It is saved in your history; press Start for a new one."),
     1011: gettext("The server ran into a problem. Press Start to try again."),
     4000: gettext("This conversation was opened in another tab or window, so it stopped here."),
     4001: gettext("You are not signed in any more. Sign in again, then press Start."),
@@ -23,6 +23,13 @@ function closeMessages() {
     4502: gettext("The voice service could not be reached or dropped the session. Press Start to try again."),
   };
 }
+
+/**
+ * Audio waiting in the socket past which new frames are dropped (two seconds of PCM16 at 24 kHz): after a
+ * network stall, old audio is no use to the conversation, and its backlog arriving at once would look
+ * like a flood to the server (docs/browser-protocol.md, "Flood limits").
+ */
+export const MAX_BUFFERED_AUDIO_BYTES = 96_000;
 
 /** Returns the plain-language message for a close code, with a generic fallback. */
 export function closeMessage(code) {
@@ -65,9 +72,9 @@ export class TalkSocket {
     if (this.isOpen) this.ws.send(JSON.stringify(message));
   }
 
-  /** Sends one binary audio frame if the socket is open; returns whether it was sent. */
+  /** Sends one binary audio frame if the socket is open and not backed up; returns whether it was sent. */
   sendAudio(buffer) {
-    if (!this.isOpen) return false;
+    if (!this.isOpen || this.ws.bufferedAmount > MAX_BUFFERED_AUDIO_BYTES) return false;
     this.ws.send(buffer);
     return true;
   }

@@ -350,9 +350,10 @@ function onFailed(s, change) {
       ? gettext("The connection to the server was lost and could not be restored. Press Start to continue the conversation.")
       : gettext("Cannot reach the server. Check your connection, then press Start to continue the conversation.");
   }
-  // The conversation is stored: Start continues it, unless it is gone or another tab has it now.
+  // The conversation is stored: Start continues it, unless it is gone, another tab has it now, or the
+  // server ended it for flooding (Start then begins a new one; the history page can still continue it).
   const gone = [4004, 4410].includes(change.code);
-  const continuable = app.conversationId && change.outcome !== "replaced" && !gone;
+  const continuable = app.conversationId && !["replaced", "refused"].includes(change.outcome) && !gone;
   finish(s, "error", message);
   if (continuable) continueId = app.conversationId;
   if (gone) forgetConversation();

@@ -17,7 +17,12 @@ test("each close code leads to the documented outcome", () => {
   assert.equal(closeOutcome(4001), "login");
   assert.equal(closeOutcome(4000), "replaced");
   for (const code of [4004, 4400, 4401, 4404, 4410]) assert.equal(closeOutcome(code), "fatal");
-  for (const code of [4429, 4502, 1008]) assert.equal(closeOutcome(code), "offer-start");
+  for (const code of [4429, 4502, 4999]) assert.equal(closeOutcome(code), "offer-start");
+});
+
+test("1008 (the page sent faster than the server allows) is final: no reconnect, no continuing", () => {
+  assert.equal(closeOutcome(1008), "refused");
+  assert.equal(shouldRetry(1008), false);
 });
 
 test("the nominal delay doubles from 500 ms and stops at 8 s", () => {

@@ -19,11 +19,14 @@ export const JITTER = 0.25;
  * What the page does after a close `code`:
  * "retry" (resume on a new socket), "ended" (the user stopped), "login" (signed out),
  * "replaced" (another tab took the conversation), "fatal" (a setup problem retrying cannot fix),
- * "offer-start" (transient upstream trouble: the user may press Start again).
+ * "refused" (the page sent faster than the server allows: the server ended the conversation, and
+ * the page neither reconnects nor continues it), "offer-start" (transient upstream trouble: the user
+ * may press Start again).
  */
 export function closeOutcome(code) {
   if (RETRY_CODES.includes(code)) return "retry";
   if (code === 1000) return "ended";
+  if (code === 1008) return "refused";
   if (code === 4001) return "login";
   if (code === 4000) return "replaced";
   if ([4004, 4400, 4401, 4404, 4410].includes(code)) return "fatal";
