@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import re
 import secrets
 import uuid
@@ -31,10 +32,13 @@ from django.db.models.functions import Coalesce
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
+from .models import Conversation, ModelPrice, RecordingChunk, Turn, Usage, VoicePreferences
+from .pricing import Cost, Price, TokenCounts, estimate
 from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
 from .upstream import transcription_models
+
+logger = logging.getLogger(__name__)
 
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Preferences))
 
@@ -430,3 +434,27 @@ def conversation_ids_imported(*, user: AbstractBaseUser, original_ids: list[str]
     return set(
         Conversation.objects.filter(user=user, imported_from__in=original_ids).values_list("imported_from", flat=True)
     )
+
+
+PRICE_FIELDS = ("text_input", "cached_text_input", "text_output", "audio_input", "cached_audio_input", "audio_output")
+# Process-wide on purpose: a missing price is worth one warning per model name, not one per reply.
+_unpriced_logged: set[str] = set()
+
+
+def price_list() -> list[Price]:
+    """This site's model prices as plain values (a handful of rows, read in one small query)."""
+    return [Price(**row) for row in ModelPrice.objects.values("id", "model", *PRICE_FIELDS)]
+
+
+def usage_cost(
+    *, counts: TokenCounts, model: str, deployment: str = "", prices: Sequence[Price] | None = None
+) -> Cost:
+    """What one response's tokens cost at this site's prices (see pricing.estimate); a missing price is logged once."""
+    cost = estimate(counts, model=model, deployment=deployment, prices=price_list() if prices is None else prices,
+                    deployment_models=settings.REALTIME_DEPLOYMENT_MODELS)
+    if not cost.priced and cost.model not in _unpriced_logged:
+        _unpriced_logged.add(cost.model)
+        logger.warning(
+            "No price for the model %r: its usage is stored with no cost. Add the model in the admin's model "
+            "prices, or name the model this deployment runs in REALTIME_DEPLOYMENT_MODELS.", cost.model)
+    return cost
