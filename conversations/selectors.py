@@ -420,7 +420,7 @@ def conversation_export(*, conversation: Conversation, exported_at: Any) -> dict
     turns = Turn.objects.filter(conversation=conversation).order_by("position").values(
         "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id")
     usage = Usage.objects.filter(conversation=conversation).order_by("created_at", "pk").values(
-        "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at")
+        "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at", "cost", "priced")
     return build_document(conversation=row, turns=turns, usage=usage, exported_at=exported_at)
 
 

@@ -160,3 +160,62 @@ def test_reprice_usage_refuses_days_it_cannot_read():
         reprice("--from", "yesterday")
     with pytest.raises(CommandError, match="--to is before --from"):
         reprice("--from", "2025-10-06", "--to", "2025-10-01")
+
+
+def test_an_export_carries_each_priced_rows_cost_and_the_cached_split(list_prices, conversation):
+    from conversations import selectors
+    from conversations.transfer import format
+
+    record(conversation, "resp_1")
+    record(conversation, "resp_2", model="voice-prod-unknown")
+    document = selectors.conversation_export(conversation=conversation, exported_at=timezone.now())
+    priced, unpriced = document["usage"]
+    assert priced["cost_usd"] == "0.201280"
+    assert (priced["input_cached_text_tokens"], priced["input_cached_audio_tokens"]) == (200, 3000)
+    assert "cost_usd" not in unpriced  # no price is not a price of nothing
+    imported, errors = format.parse_document(document)
+    assert errors == [] and [u.cost_usd for u in imported.usage] == [Decimal("0.201280"), None]
+
+
+def _import(user, **usage_changes) -> Usage:
+    from conversations import services_transfer
+    from conversations.transfer import format
+
+    from .test_transfer_format import document
+
+    doc = document()
+    doc["usage"][0].update(usage_changes)
+    doc["usage"][0] = {k: v for k, v in doc["usage"][0].items() if v is not None}
+    imported, errors = format.parse_document(doc)
+    assert errors == []
+    created = services_transfer.conversations_import(user=user, conversations=[imported]).created
+    return Usage.objects.get(conversation_id=created[0])
+
+
+def test_an_import_keeps_the_exported_cost(list_prices, user):
+    usage = _import(user, cost_usd="1.234567")
+    assert (usage.cost, usage.priced, usage.price) == (Decimal("1.234567"), True, None)
+
+
+def test_an_import_without_a_cost_is_priced_at_this_sites_prices(list_prices, user):
+    usage = _import(user)  # gpt-realtime: 5 text and 10 audio in, 3 text and 20 audio out
+    assert (usage.cost, usage.priced, usage.price.model) == (Decimal("0.001668"), True, "gpt-realtime")
+
+
+def test_an_import_from_before_the_cached_split_shares_the_cached_tokens(list_prices, user):
+    usage = _import(user, input_cached_tokens=6)  # 5 text and 10 audio in: a third of the cached tokens is text
+    assert (usage.input_cached_text_tokens, usage.input_cached_audio_tokens) == (2, 4)
+    # 3×4 + 2×0.40 + 6×32 + 4×0.40 + 3×16 + 20×64 = 1534.4 per million tokens.
+    assert usage.cost == Decimal("0.001534")
+
+
+@pytest.mark.parametrize("value", [0.5, "-1", "1e3", "0.1234567", "123456789", ""])
+def test_an_exported_cost_that_is_not_dollars_as_text_is_a_located_problem(value):
+    from conversations.transfer import format
+
+    from .test_transfer_format import document
+
+    doc = document()
+    doc["usage"][0]["cost_usd"] = value
+    assert format.parse_document(doc)[1] == [
+        'usage[0].cost_usd: must be a number of US dollars written as text, like "0.201280"']

@@ -234,14 +234,19 @@ class Usage:
 
 
 def _cached_split(details: Any, cached: int, text: int, audio: int) -> tuple[int, int]:
-    """The cached input tokens as (text, audio): as reported, else `cached` shared in proportion to the input.
+    """The cached input tokens as (text, audio): as reported, else shared as `share_cached` does."""
+    details = _obj(details)
+    if "text_tokens" in details or "audio_tokens" in details:
+        return _count(details.get("text_tokens")), _count(details.get("audio_tokens"))
+    return share_cached(cached, text, audio)
+
+
+def share_cached(cached: int, text: int, audio: int) -> tuple[int, int]:
+    """Share `cached` tokens between text and audio in proportion to the text and audio input.
 
     Rounded half up on the text side, the audio side taking the rest so the two add up to `cached`.
     With no text or audio input to go by, all of it counts as text.
     """
-    details = _obj(details)
-    if "text_tokens" in details or "audio_tokens" in details:
-        return _count(details.get("text_tokens")), _count(details.get("audio_tokens"))
     if not cached:
         return 0, 0
     if not text + audio:
