@@ -8,6 +8,7 @@ import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -17,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import (
     Count,
+    DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -27,6 +29,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
 from django.db.models.functions import Coalesce
 from django.utils.html import escape
@@ -343,6 +346,7 @@ class TranscriptLine:
     heard: str = ""  # an interrupted reply: the words the user probably heard...
     unheard: str = ""  # ...and the rest, generated but never played
     heard_share: float | None = None  # heard/generated audio, None when it cannot be estimated
+    cost: Decimal | None = None  # USD, of the response that produced it; None when it has no price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -355,6 +359,9 @@ class Transcript:
     output_tokens: int
     total_tokens: int
     estimated: bool  # some usage was counted by the app, not reported by the service
+    cost: Decimal = Decimal(0)  # USD, of the responses that had a price when they were recorded
+    priced: int = 0  # responses with a price
+    unpriced: int = 0  # responses without one: the cost leaves them out
 
 
 def transcript_of(*, conversation: Conversation) -> Transcript:
@@ -366,6 +373,7 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             offset=ExpressionWrapper(F("created_at") - F("conversation__started_at"), output_field=DurationField()),
             tokens=Subquery(usage.values("total_tokens")[:1]),
             tokens_estimated=Subquery(usage.values("estimated")[:1]),
+            cost=Subquery(usage.filter(priced=True).values("cost")[:1]),
         )
     )
     lines = []
@@ -375,7 +383,8 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             split = heard_split(turn.text, heard_ms=turn.audio_ms, generated_ms=turn.generated_ms)
         # The journal writes rows a moment after the fact; a turn never starts before its conversation.
         offset = max(turn.offset or datetime.timedelta(0), datetime.timedelta(0))
-        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated))
+        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated),
+                              cost=turn.cost if turn.response_id else None)
         if split is not None:
             line = dataclasses.replace(line, heard=split[0], unheard=split[1], heard_share=split[2])
         lines.append(line)
@@ -384,10 +393,15 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
         output_tokens=Coalesce(Sum("output_tokens"), 0),
         total_tokens=Coalesce(Sum("total_tokens"), 0),
         estimated=Count("pk", filter=Q(estimated=True)),
+        cost_total=Coalesce(Sum("cost", filter=Q(priced=True)), Value(Decimal(0)),
+                            output_field=DecimalField(max_digits=14, decimal_places=6)),
+        priced_count=Count("pk", filter=Q(priced=True)),
+        unpriced_count=Count("pk", filter=Q(priced=False)),
     )
     duration = conversation.ended_at - conversation.started_at if conversation.ended_at else None
     return Transcript(lines, duration, totals["input_tokens"], totals["output_tokens"], totals["total_tokens"],
-                      bool(totals["estimated"]))
+                      bool(totals["estimated"]), totals["cost_total"], totals["priced_count"],
+                      totals["unpriced_count"])
 
 
 _WORD = re.compile(r"\S+")

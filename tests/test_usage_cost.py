@@ -101,7 +101,10 @@ def test_usage_without_a_model_name_is_priced_by_the_conversations_deployment(li
     assert usage.priced and usage.price.model == "gpt-4o-realtime-preview"
 
 
-def test_an_unknown_model_is_stored_with_no_price_and_logged_once(list_prices, conversation, caplog):
+def test_an_unknown_model_is_stored_with_no_price_and_logged_once(list_prices, conversation, caplog, monkeypatch):
+    from conversations import selectors
+
+    monkeypatch.setattr(selectors, "_unpriced_logged", set())  # once per process: other tests may have logged it
     with caplog.at_level(logging.WARNING, logger="conversations.selectors"):
         first = record(conversation, "resp_1", model="voice-prod-unknown")
         record(conversation, "resp_2", model="voice-prod-unknown")
