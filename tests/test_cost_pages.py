@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import translation
 
 from conversations import selectors, services
 from conversations.models import ModelPrice, Usage
@@ -102,5 +103,6 @@ def test_the_cost_is_written_the_way_the_pages_language_writes_money(list_prices
     conversation = answered(user, "gpt-realtime")
     client.force_login(user)
     url = reverse("conversations:conversation", args=[conversation.pk])
-    body = client.get(url, HTTP_ACCEPT_LANGUAGE="de").content.decode()
+    with translation.override("en"):  # the request activates German for this thread; don't leave it on
+        body = client.get(url, HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "0,2013 $" in body and "(geschätzt nach Listenpreisen)" in body

@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from conversations import services
 from conversations.models import Conversation, ModelPrice, Usage
@@ -220,5 +220,6 @@ def test_an_exported_cost_that_is_not_dollars_as_text_is_a_located_problem(value
 
     doc = document()
     doc["usage"][0]["cost_usd"] = value
-    assert format.parse_document(doc)[1] == [
-        'usage[0].cost_usd: must be a number of US dollars written as text, like "0.201280"']
+    with translation.override("en"):  # a page test's request may have left another language active
+        assert format.parse_document(doc)[1] == [
+            'usage[0].cost_usd: must be a number of US dollars written as text, like "0.201280"']
