@@ -130,7 +130,8 @@ class ModelPrice(models.Model):
 
     model = models.CharField(
         max_length=100, unique=True,
-        help_text="The model name, e.g. gpt-realtime; it also prices the model's dated snapshots (gpt-realtime-2025-08-28).",
+        help_text="The model name, e.g. gpt-realtime; it also prices the model's dated snapshots "
+        "(gpt-realtime-2025-08-28).",
     )
     text_input = _price_per_million("text in")
     cached_text_input = _price_per_million("cached text in")
