@@ -1,7 +1,15 @@
-"""Admin pages for conversations, turns and usage."""
+"""Admin pages for conversations, turns, usage and model prices."""
 from django.contrib import admin
 
-from .models import Conversation, Turn, Usage
+from .models import Conversation, ModelPrice, Turn, Usage
+
+
+class UsageCost:
+    """Shows a usage row's stored cost estimate, or "no price" when no price fitted its model."""
+
+    @admin.display(description="cost (USD)", ordering="cost")
+    def cost_usd(self, usage: Usage) -> str:
+        return f"{usage.cost:.6f}" if usage.priced else "no price"
 
 
 class RecordInline(admin.TabularInline):
@@ -21,9 +29,9 @@ class TurnInline(RecordInline):
     ordering = ("position",)
 
 
-class UsageInline(RecordInline):
+class UsageInline(UsageCost, RecordInline):
     model = Usage
-    fields = ("response_id", "model", "status", "input_tokens", "output_tokens", "total_tokens")
+    fields = ("response_id", "model", "status", "input_tokens", "output_tokens", "total_tokens", "cost_usd")
     readonly_fields = fields
 
 
@@ -42,12 +50,24 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Usage)
-class UsageAdmin(admin.ModelAdmin):
-    list_display = ("conversation", "model", "input_tokens", "output_tokens", "total_tokens", "created_at")
-    list_filter = ("model",)
+class UsageAdmin(UsageCost, admin.ModelAdmin):
+    list_display = ("conversation", "model", "input_tokens", "output_tokens", "total_tokens", "cost_usd", "price",
+                    "created_at")
+    list_filter = ("model", "priced")
+    list_select_related = ("conversation", "price")
 
     def has_add_permission(self, request) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False  # viewable, not editable
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    """Prices apply to usage recorded after an edit; `manage.py reprice_usage` recomputes older usage."""
+
+    list_display = ("model", "text_input", "cached_text_input", "text_output", "audio_input", "cached_audio_input",
+                    "audio_output", "as_of", "updated_at")
+    search_fields = ("model", "source")
+    readonly_fields = ("updated_at",)

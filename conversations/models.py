@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.files.storage import Storage, storages
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -118,8 +120,38 @@ class RecordingChunk(models.Model):
         return f"Recording chunk {self.seq} of {self.conversation_id}"
 
 
+def _price_per_million(name: str) -> models.DecimalField:
+    """A list price in USD per million tokens."""
+    return models.DecimalField(name, max_digits=12, decimal_places=6, validators=[MinValueValidator(Decimal(0))])
+
+
+class ModelPrice(models.Model):
+    """The list prices of one realtime model, in USD per million tokens, that usage is costed at as it is recorded."""
+
+    model = models.CharField(
+        max_length=100, unique=True,
+        help_text="The model name, e.g. gpt-realtime; it also prices the model's dated snapshots "
+        "(gpt-realtime-2025-08-28).",
+    )
+    text_input = _price_per_million("text in")
+    cached_text_input = _price_per_million("cached text in")
+    text_output = _price_per_million("text out")
+    audio_input = _price_per_million("audio in")
+    cached_audio_input = _price_per_million("cached audio in")
+    audio_output = _price_per_million("audio out")
+    source = models.TextField(blank=True, help_text="Where the prices come from: a URL, a price sheet, a contract.")
+    as_of = models.DateField(help_text="The day the prices were read from their source.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model"]
+
+    def __str__(self) -> str:
+        return self.model
+
+
 class Usage(models.Model):
-    """Token usage reported by one `response.done`."""
+    """Token usage reported by one `response.done`, and what it cost at the prices of the day."""
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="usage")
     response_id = models.CharField(max_length=128)
@@ -128,6 +160,9 @@ class Usage(models.Model):
     input_text_tokens = models.PositiveIntegerField(default=0)
     input_audio_tokens = models.PositiveIntegerField(default=0)
     input_cached_tokens = models.PositiveIntegerField(default=0)
+    # The cached tokens split into text and audio (as reported, or shared in proportion: realtime/protocol.py).
+    input_cached_text_tokens = models.PositiveIntegerField(default=0)
+    input_cached_audio_tokens = models.PositiveIntegerField(default=0)
     output_text_tokens = models.PositiveIntegerField(default=0)
     output_audio_tokens = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)
@@ -135,6 +170,13 @@ class Usage(models.Model):
     total_tokens = models.PositiveIntegerField(default=0)
     # The service never reported this response's usage (the conversation ended mid-reply): counted from what was sent.
     estimated = models.BooleanField(default=False)
+    # The estimated cost in USD at the price in force when it was recorded, stored so that editing a price
+    # later does not rewrite history (`manage.py reprice_usage` does, deliberately).
+    cost = models.DecimalField(max_digits=14, decimal_places=6, default=Decimal(0))
+    # The price row used; null when none fitted (priced is false) or the row was deleted since.
+    price = models.ForeignKey(ModelPrice, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage")
+    # False: no price was found for the model, and the cost of 0 means "unknown", not "free".
+    priced = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

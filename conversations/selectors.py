@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import logging
 import re
 import secrets
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -16,6 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import (
     Count,
+    DecimalField,
     DurationField,
     Exists,
     ExpressionWrapper,
@@ -26,15 +29,19 @@ from django.db.models import (
     QuerySet,
     Subquery,
     Sum,
+    Value,
 )
 from django.db.models.functions import Coalesce
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
+from .models import Conversation, ModelPrice, RecordingChunk, Turn, Usage, VoicePreferences
+from .pricing import Cost, Price, TokenCounts, estimate
 from .realtime.options import Preferences, transcription_model_for
 from .relay.state import StoredTurn
 from .upstream import transcription_models
+
+logger = logging.getLogger(__name__)
 
 PREFERENCE_FIELDS = tuple(f.name for f in dataclasses.fields(Preferences))
 
@@ -339,6 +346,7 @@ class TranscriptLine:
     heard: str = ""  # an interrupted reply: the words the user probably heard...
     unheard: str = ""  # ...and the rest, generated but never played
     heard_share: float | None = None  # heard/generated audio, None when it cannot be estimated
+    cost: Decimal | None = None  # USD, of the response that produced it; None when it has no price
 
 
 @dataclasses.dataclass(frozen=True)
@@ -351,6 +359,9 @@ class Transcript:
     output_tokens: int
     total_tokens: int
     estimated: bool  # some usage was counted by the app, not reported by the service
+    cost: Decimal = Decimal(0)  # USD, of the responses that had a price when they were recorded
+    priced: int = 0  # responses with a price
+    unpriced: int = 0  # responses without one: the cost leaves them out
 
 
 def transcript_of(*, conversation: Conversation) -> Transcript:
@@ -362,6 +373,7 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             offset=ExpressionWrapper(F("created_at") - F("conversation__started_at"), output_field=DurationField()),
             tokens=Subquery(usage.values("total_tokens")[:1]),
             tokens_estimated=Subquery(usage.values("estimated")[:1]),
+            cost=Subquery(usage.filter(priced=True).values("cost")[:1]),
         )
     )
     lines = []
@@ -371,7 +383,8 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             split = heard_split(turn.text, heard_ms=turn.audio_ms, generated_ms=turn.generated_ms)
         # The journal writes rows a moment after the fact; a turn never starts before its conversation.
         offset = max(turn.offset or datetime.timedelta(0), datetime.timedelta(0))
-        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated))
+        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated),
+                              cost=turn.cost if turn.response_id else None)
         if split is not None:
             line = dataclasses.replace(line, heard=split[0], unheard=split[1], heard_share=split[2])
         lines.append(line)
@@ -380,10 +393,15 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
         output_tokens=Coalesce(Sum("output_tokens"), 0),
         total_tokens=Coalesce(Sum("total_tokens"), 0),
         estimated=Count("pk", filter=Q(estimated=True)),
+        cost_total=Coalesce(Sum("cost", filter=Q(priced=True)), Value(Decimal(0)),
+                            output_field=DecimalField(max_digits=14, decimal_places=6)),
+        priced_count=Count("pk", filter=Q(priced=True)),
+        unpriced_count=Count("pk", filter=Q(priced=False)),
     )
     duration = conversation.ended_at - conversation.started_at if conversation.ended_at else None
     return Transcript(lines, duration, totals["input_tokens"], totals["output_tokens"], totals["total_tokens"],
-                      bool(totals["estimated"]))
+                      bool(totals["estimated"]), totals["cost_total"], totals["priced_count"],
+                      totals["unpriced_count"])
 
 
 _WORD = re.compile(r"\S+")
@@ -417,7 +435,7 @@ def conversation_export(*, conversation: Conversation, exported_at: Any) -> dict
         "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id",
         "generated_ms", "recording_ms")
     usage = Usage.objects.filter(conversation=conversation).order_by("created_at", "pk").values(
-        "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at")
+        "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at", "cost", "priced")
     return build_document(conversation=row, turns=turns, usage=usage, exported_at=exported_at)
 
 
@@ -431,3 +449,27 @@ def conversation_ids_imported(*, user: AbstractBaseUser, original_ids: list[str]
     return set(
         Conversation.objects.filter(user=user, imported_from__in=original_ids).values_list("imported_from", flat=True)
     )
+
+
+PRICE_FIELDS = ("text_input", "cached_text_input", "text_output", "audio_input", "cached_audio_input", "audio_output")
+# Process-wide on purpose: a missing price is worth one warning per model name, not one per reply.
+_unpriced_logged: set[str] = set()
+
+
+def price_list() -> list[Price]:
+    """This site's model prices as plain values (a handful of rows, read in one small query)."""
+    return [Price(**row) for row in ModelPrice.objects.values("id", "model", *PRICE_FIELDS)]
+
+
+def usage_cost(
+    *, counts: TokenCounts, model: str, deployment: str = "", prices: Sequence[Price] | None = None
+) -> Cost:
+    """What one response's tokens cost at this site's prices (see pricing.estimate); a missing price is logged once."""
+    cost = estimate(counts, model=model, deployment=deployment, prices=price_list() if prices is None else prices,
+                    deployment_models=settings.REALTIME_DEPLOYMENT_MODELS)
+    if not cost.priced and cost.model not in _unpriced_logged:
+        _unpriced_logged.add(cost.model)
+        logger.warning(
+            "No price for the model %r: its usage is stored with no cost. Add the model in the admin's model "
+            "prices, or name the model this deployment runs in REALTIME_DEPLOYMENT_MODELS.", cost.model)
+    return cost

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
-from . import live
+from . import live, selectors
 from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
@@ -209,7 +211,11 @@ def recordings_purge(*, older_than: Any) -> int:
 def usage_record(
     *, conversation_id: Any, response_id: str, model: str, status: str, usage: UsageCounts, estimated: bool = False
 ) -> None:
-    """Store the token usage of one response; a repeated response id is ignored."""
+    """Store the token usage of one response with its cost at today's prices; a repeated response id is ignored."""
+    # The preview dialect omits model names it does not know: then the conversation's deployment names it.
+    deployment = "" if model else (
+        Conversation.objects.filter(pk=conversation_id).values_list("deployment", flat=True).first() or "")
+    cost = selectors.usage_cost(counts=usage, model=model, deployment=deployment)
     try:
         with transaction.atomic():
             Usage.objects.create(
@@ -220,15 +226,68 @@ def usage_record(
                 input_text_tokens=usage.input_text_tokens,
                 input_audio_tokens=usage.input_audio_tokens,
                 input_cached_tokens=usage.input_cached_tokens,
+                input_cached_text_tokens=usage.input_cached_text_tokens,
+                input_cached_audio_tokens=usage.input_cached_audio_tokens,
                 output_text_tokens=usage.output_text_tokens,
                 output_audio_tokens=usage.output_audio_tokens,
                 input_tokens=usage.input_tokens,
                 output_tokens=usage.output_tokens,
                 total_tokens=usage.total_tokens,
                 estimated=estimated,
+                cost=cost.usd,
+                price_id=cost.price.id if cost.price else None,
+                priced=cost.priced,
             )
     except IntegrityError:
         logger.info("Usage for response %s was already recorded", response_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class Repriced:
+    """One usage row whose stored cost a repricing changed (or would change)."""
+
+    usage_id: int
+    conversation_id: Any
+    response_id: str
+    model: str
+    old_cost: Decimal
+    old_priced: bool
+    new_cost: Decimal
+    new_price: str  # the model of the price row now used; "" when none fitted
+
+
+def usage_reprice(
+    *, start: datetime.date, end: datetime.date | None = None, model: str = "", dry_run: bool = False
+) -> tuple[int, list[Repriced]]:
+    """Recompute the stored cost of the usage recorded from `start` to `end` (days, inclusive) at today's prices.
+
+    For an operator correcting a wrong price: usage keeps the cost of its day otherwise. `model` limits it
+    to the usage of that reported model name. Returns how many rows were looked at and those that changed.
+    """
+    rows = Usage.objects.filter(created_at__date__gte=start).annotate(deployment=F("conversation__deployment"))
+    if end is not None:
+        rows = rows.filter(created_at__date__lte=end)
+    if model:
+        rows = rows.filter(model=model)
+    prices = selectors.price_list()
+    seen, after, changes = 0, 0, []
+    # In Python because the price lookup is (pricing.py); in pages by primary key, so no cursor stays open
+    # on the rows being written (SQLite does not isolate the two).
+    with transaction.atomic():
+        while page := list(rows.filter(pk__gt=after).order_by("pk")[:500]):
+            seen, after, changed = seen + len(page), page[-1].pk, []
+            for row in page:
+                cost = selectors.usage_cost(counts=row, model=row.model, deployment=row.deployment, prices=prices)
+                price_id = cost.price.id if cost.price else None
+                if (row.cost, row.price_id, row.priced) == (cost.usd, price_id, cost.priced):
+                    continue
+                changes.append(Repriced(row.pk, row.conversation_id, row.response_id, row.model, row.cost,
+                                        row.priced, cost.usd, cost.price.model if cost.price else ""))
+                row.cost, row.price_id, row.priced = cost.usd, price_id, cost.priced
+                changed.append(row)
+            if changed and not dry_run:
+                Usage.objects.bulk_update(changed, ["cost", "price", "priced"])
+    return seen, changes
 
 
 def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:

@@ -4,13 +4,16 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from . import selectors
 from .models import Conversation, Turn, Usage
-from .transfer.format import ImportedConversation
+from .pricing import Price
+from .transfer.format import ImportedConversation, ImportedUsage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +28,16 @@ class ImportRaced(Exception):
     """Another import of the same conversation committed first; nothing of this one was kept."""
 
 
-def _store(*, user: AbstractBaseUser, imported: ImportedConversation) -> Conversation:
+def _cost(usage: ImportedUsage, *, deployment: str, prices: list[Price]) -> dict[str, Any]:
+    """The cost fields of an imported usage row: the exported cost as it was, else this site's price for it."""
+    if usage.cost_usd is not None:
+        return {"cost": usage.cost_usd, "priced": True, "price_id": None}
+    cost = selectors.usage_cost(counts=SimpleNamespace(**usage.tokens), model=usage.model, deployment=deployment,
+                                prices=prices)
+    return {"cost": cost.usd, "priced": cost.priced, "price_id": cost.price.id if cost.price else None}
+
+
+def _store(*, user: AbstractBaseUser, imported: ImportedConversation, prices: list[Price]) -> Conversation:
     conversation = Conversation.objects.create(
         user=user, title=imported.title, status=Conversation.Status.ENDED, provider=imported.provider,
         deployment=imported.deployment, dialect=imported.dialect, settings=imported.settings,
@@ -54,7 +66,7 @@ def _store(*, user: AbstractBaseUser, imported: ImportedConversation) -> Convers
         Turn.objects.bulk_update(dated, ["created_at"], batch_size=500)
     usage = Usage.objects.bulk_create(
         Usage(conversation=conversation, response_id=u.response_id, model=u.model, status=u.status,
-              estimated=u.estimated, **u.tokens)
+              estimated=u.estimated, **u.tokens, **_cost(u, deployment=imported.deployment, prices=prices))
         for u in imported.usage
     )
     dated = []
@@ -73,7 +85,9 @@ def conversations_import(*, user: AbstractBaseUser, conversations: Sequence[Impo
         with transaction.atomic():
             done = selectors.conversation_ids_imported(
                 user=user, original_ids=[c.original_id for c in conversations])
-            created = [_store(user=user, imported=c).pk for c in conversations if c.original_id not in done]
+            prices = selectors.price_list()
+            created = [_store(user=user, imported=c, prices=prices).pk for c in conversations
+                       if c.original_id not in done]
     except IntegrityError as exc:
         # The unique (user, imported_from) constraint: the same file was imported at the same moment.
         raise ImportRaced() from exc

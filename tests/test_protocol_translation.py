@@ -150,7 +150,8 @@ def test_response_done_usage_is_flattened():
              "output_token_details": {"text_tokens": 2, "audio_tokens": 8}}
     message, _ = normalize({"type": "response.done", "response": {"id": "r", "status": "completed", "usage": usage}})
     assert message["status"] == "completed"
-    assert message["usage"] == protocol.Usage(5, 15, 4, 2, 8, 20, 10, 30)
+    # No cached split reported: the 4 cached tokens are shared as the input is (5 text, 15 audio).
+    assert message["usage"] == protocol.Usage(5, 15, 4, 2, 8, 20, 10, 30, 1, 3)
 
 
 def test_errors_keep_their_code():

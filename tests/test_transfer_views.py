@@ -39,9 +39,9 @@ def _conversation(user, title="Apricots", turns=None) -> Conversation:
         )
     Turn.objects.filter(conversation=conversation, position=1).update(created_at=STARTED + dt.timedelta(seconds=5))
     Usage.objects.create(conversation=conversation, response_id="resp_1", model="gpt-realtime", status="completed",
-                         input_tokens=100, output_tokens=50, total_tokens=150)
+                         input_tokens=100, output_tokens=50, total_tokens=150, cost="0.001234", priced=True)
     Usage.objects.create(conversation=conversation, response_id="resp_3", model="gpt-realtime", status="failed",
-                         input_tokens=10, output_tokens=0, total_tokens=10, estimated=True)
+                         input_tokens=10, output_tokens=0, total_tokens=10, estimated=True, cost="0", priced=True)
     conversation.refresh_from_db()
     return conversation
 

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from conversations.pricing import parse_deployment_models
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -214,6 +216,14 @@ CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 AZURE_OPENAI_ENDPOINT: str = env.str("AZURE_OPENAI_ENDPOINT", default="")
 AZURE_OPENAI_API_KEY: str = env.str("AZURE_OPENAI_API_KEY", default="")
 AZURE_OPENAI_DEPLOYMENT: str = env.str("AZURE_OPENAI_DEPLOYMENT", default="gpt-realtime")
+# Which model each Azure deployment runs ("my-voice=gpt-realtime,cheap=gpt-realtime-mini"), for pricing
+# usage: a deployment's name is the operator's choice, and the service may report it instead of the model.
+try:
+    REALTIME_DEPLOYMENT_MODELS: dict[str, str] = parse_deployment_models(
+        env.str("REALTIME_DEPLOYMENT_MODELS", default="")
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"REALTIME_DEPLOYMENT_MODELS: {exc}.") from None
 # Unset (or a GA date version, ignored): the GA /openai/v1/realtime path. A -preview version: the legacy preview path.
 AZURE_OPENAI_API_VERSION: str = env.str("AZURE_OPENAI_API_VERSION", default="")
 OPENAI_API_KEY: str = env.str("OPENAI_API_KEY", default="")

@@ -193,7 +193,12 @@ RESPONSE_STATUSES = frozenset({"completed", "cancelled", "incomplete", "failed"}
 
 @dataclass(frozen=True)
 class Usage:
-    """Token usage of one response, flattened from either dialect's `response.usage`."""
+    """Token usage of one response, flattened from either dialect's `response.usage`.
+
+    The cached counts are part of the input counts (the service bills them at a lower price). GA reports
+    how many of them are text and audio (`cached_tokens_details`); the preview types have no such split,
+    so there the cached tokens are shared between text and audio in proportion to the input of each.
+    """
 
     input_text_tokens: int = 0
     input_audio_tokens: int = 0
@@ -203,22 +208,51 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    # Last, so that positional construction of the counts above keeps working.
+    input_cached_text_tokens: int = 0
+    input_cached_audio_tokens: int = 0
 
     @classmethod
     def from_event(cls, usage: Any) -> Usage:
         """Read a `response.usage` object, tolerating missing or malformed details."""
         usage = _obj(usage)
         inp, out = _obj(usage.get("input_token_details")), _obj(usage.get("output_token_details"))
+        text, audio, cached = (_count(inp.get(name)) for name in ("text_tokens", "audio_tokens", "cached_tokens"))
+        cached_text, cached_audio = _cached_split(inp.get("cached_tokens_details"), cached, text, audio)
         return cls(
-            input_text_tokens=_count(inp.get("text_tokens")),
-            input_audio_tokens=_count(inp.get("audio_tokens")),
-            input_cached_tokens=_count(inp.get("cached_tokens")),
+            input_text_tokens=text,
+            input_audio_tokens=audio,
+            input_cached_tokens=cached,
             output_text_tokens=_count(out.get("text_tokens")),
             output_audio_tokens=_count(out.get("audio_tokens")),
             input_tokens=_count(usage.get("input_tokens")),
             output_tokens=_count(usage.get("output_tokens")),
             total_tokens=_count(usage.get("total_tokens")),
+            input_cached_text_tokens=cached_text,
+            input_cached_audio_tokens=cached_audio,
         )
+
+
+def _cached_split(details: Any, cached: int, text: int, audio: int) -> tuple[int, int]:
+    """The cached input tokens as (text, audio): as reported, else shared as `share_cached` does."""
+    details = _obj(details)
+    if "text_tokens" in details or "audio_tokens" in details:
+        return _count(details.get("text_tokens")), _count(details.get("audio_tokens"))
+    return share_cached(cached, text, audio)
+
+
+def share_cached(cached: int, text: int, audio: int) -> tuple[int, int]:
+    """Share `cached` tokens between text and audio in proportion to the text and audio input.
+
+    Rounded half up on the text side, the audio side taking the rest so the two add up to `cached`.
+    With no text or audio input to go by, all of it counts as text.
+    """
+    if not cached:
+        return 0, 0
+    if not text + audio:
+        return cached, 0
+    cached_text = (2 * cached * text + text + audio) // (2 * (text + audio))
+    return cached_text, cached - cached_text
 
 
 # Upstream events are outside input: every field is read through these, so no shape makes the relay raise.

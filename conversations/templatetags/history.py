@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import datetime
+from decimal import Decimal
 
 from django import template
+from django.template.defaultfilters import floatformat
+from django.utils.translation import gettext as _
 
 register = template.Library()
 
@@ -29,3 +32,12 @@ def clock_ms(value: int | None) -> str:
 def percent(value: float | None) -> str:
     """A share between 0 and 1 as a whole percentage ("42")."""
     return "" if value is None else str(round(value * 100))
+
+
+@register.filter
+def usd(value: Decimal | None) -> str:
+    """An amount of US dollars: to a hundredth of a cent below a dollar (replies cost fractions of a cent)."""
+    if value is None:
+        return ""
+    amount = floatformat(value, 4 if abs(value) < 1 else 2)
+    return _("$%(amount)s") % {"amount": amount}

@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from typing import Any
 
 from django.utils.translation import gettext as _
+
+from ..realtime.protocol import share_cached
 
 FORMAT = "voiceapp.conversation"
 VERSION = 1
@@ -15,6 +19,7 @@ CONVERSATION_STATUSES = ("active", "ended", "failed")
 TOKEN_FIELDS = (
     "input_text_tokens", "input_audio_tokens", "input_cached_tokens", "output_text_tokens",
     "output_audio_tokens", "input_tokens", "output_tokens", "total_tokens",
+    "input_cached_text_tokens", "input_cached_audio_tokens",
 )
 # PositiveIntegerField's upper bound on PostgreSQL; larger numbers would fail at insert, not here.
 MAX_INT = 2_147_483_647
@@ -49,6 +54,7 @@ class ImportedUsage:
     tokens: dict[str, int]
     estimated: bool
     created_at: dt.datetime | None
+    cost_usd: Decimal | None = None  # None: not in the file, priced on import
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,6 +124,8 @@ def build_document(
                 **{name: u[name] for name in TOKEN_FIELDS},
                 "estimated": u["estimated"],
                 "created_at": _iso(u["created_at"]),
+                # Text, so no float touches it; left out when no price fitted (unknown is not free).
+                **({"cost_usd": f"{u['cost']:.6f}"} if u.get("priced") else {}),
             }
             for u in usage
         ],
@@ -284,15 +292,35 @@ def _usage(c: _Checker, raw: Any, where: str) -> ImportedUsage | None:
         c.fail(where, _("must be an object"))
         return None
     before = c.count
+    tokens = {name: c.integer(raw, name, f"{where}.{name}", required=False) for name in TOKEN_FIELDS}
+    if "input_cached_text_tokens" not in raw and "input_cached_audio_tokens" not in raw:
+        # An export from before the split: shared as the app shares an unsplit report (realtime/protocol.py).
+        tokens["input_cached_text_tokens"], tokens["input_cached_audio_tokens"] = share_cached(
+            tokens["input_cached_tokens"], tokens["input_text_tokens"], tokens["input_audio_tokens"])
     usage = ImportedUsage(
         response_id=c.string(raw, "response_id", f"{where}.response_id", max_length=128, non_empty=True),
         model=c.string(raw, "model", f"{where}.model", max_length=100),
         status=c.string(raw, "status", f"{where}.status", max_length=16, required=False),
-        tokens={name: c.integer(raw, name, f"{where}.{name}", required=False) for name in TOKEN_FIELDS},
+        tokens=tokens,
         estimated=c.boolean(raw, "estimated", f"{where}.estimated", required=False),
         created_at=c.moment(raw, "created_at", f"{where}.created_at", required=False, nullable=True),
+        cost_usd=_cost(c, raw, f"{where}.cost_usd"),
     )
     return usage if c.count == before else None
+
+
+_COST = re.compile(r"[0-9]{1,8}(\.[0-9]{1,6})?")
+
+
+def _cost(c: _Checker, raw: Mapping[str, Any], where: str) -> Decimal | None:
+    """An exported cost in USD: text like "0.201280" (it fits the column: 8 digits, 6 decimals), or absent."""
+    if "cost_usd" not in raw:
+        return None
+    value = raw["cost_usd"]
+    if isinstance(value, str) and _COST.fullmatch(value):
+        return Decimal(value)
+    c.fail(where, _("must be a number of US dollars written as text, like \"0.201280\""))
+    return None
 
 
 def more_problems(errors: list[str], count: int) -> list[str]:

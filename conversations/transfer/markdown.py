@@ -58,7 +58,7 @@ def render(document: dict[str, Any]) -> str:
         text = turn["text"] or _("(nothing was transcribed)")
         lines.extend(escape(line) + "  " for line in text.splitlines() or [""])
         lines.append("")
-    totals = {name: sum(row[name] for row in document["usage"]) for name in TOKEN_FIELDS}
+    totals = {name: sum(row.get(name, 0) for row in document["usage"]) for name in TOKEN_FIELDS}
     lines.append(f"## {_('Tokens')}")
     lines.append("")
     lines.append(_("%(total)s tokens in all: %(input)s in, %(output)s out, over %(responses)s responses.") % {

@@ -319,27 +319,24 @@ def usage_object(
     *,
     input_text: int,
     input_audio: int,
-    cached: int,
+    cached_text: int,
+    cached_audio: int,
     output_text: int,
     output_audio: int,
 ) -> dict[str, Any]:
-    """Token usage in the dialect's shape (GA adds image tokens and a cached breakdown)."""
+    """Token usage in the dialect's shape (GA adds image tokens and the cached text/audio split)."""
     input_tokens = input_text + input_audio
     output_tokens = output_text + output_audio
     input_details: dict[str, Any] = {
-        "cached_tokens": cached,
+        "cached_tokens": cached_text + cached_audio,
         "text_tokens": input_text,
         "audio_tokens": input_audio,
     }
+    # The preview types (openai.types.beta.realtime) have no cached_tokens_details: only GA reports the split.
     if dialect == GA:
-        cached_text = min(input_text, cached)
         input_details.update(
             image_tokens=0,
-            cached_tokens_details={
-                "text_tokens": cached_text,
-                "audio_tokens": cached - cached_text,
-                "image_tokens": 0,
-            },
+            cached_tokens_details={"text_tokens": cached_text, "audio_tokens": cached_audio, "image_tokens": 0},
         )
     return {
         "total_tokens": input_tokens + output_tokens,

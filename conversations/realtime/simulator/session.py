@@ -125,7 +125,8 @@ class SimulatedSession:
         self._speech_start_ms = 0
         self.active: Run | None = None
         self.assistant_spoke = False
-        self.previous_input_tokens = 0
+        # The text and audio input of the previous response: the prefix the next one finds cached.
+        self.previous_input: tuple[int, int] = (0, 0)
         self.responses: list[dict[str, Any]] = []  # every response.done's response, for inspection
         self._tasks: set[asyncio.Task[None]] = set()
         self._configure_vad()
@@ -827,7 +828,8 @@ class SimulatedSession:
             },
         }
         zero = dialects.usage_object(
-            self.dialect, input_text=0, input_audio=0, cached=0, output_text=0, output_audio=0
+            self.dialect, input_text=0, input_audio=0, cached_text=0, cached_audio=0, output_text=0,
+            output_audio=0,
         )
         await self._done(run, response("failed", [], zero, details))
 
@@ -871,15 +873,17 @@ class SimulatedSession:
                 input_audio += math.ceil(item.heard_ms / per_ms)
             else:
                 input_text += _text_tokens(item.text)
-        # What the previous turn already sent is a cached prefix now. The service only caches
-        # prefixes of 1024+ tokens; the simulator caches any, so short test chats show caching.
-        cached = min(input_text + input_audio, self.previous_input_tokens)
-        self.previous_input_tokens = input_text + input_audio
+        # What the previous turn already sent is a cached prefix now, its text and audio each cached
+        # (capped at the current input: a truncation since may have shortened it). The service only
+        # caches prefixes of 1024+ tokens; the simulator caches any, so short test chats show caching.
+        previous_text, previous_audio = self.previous_input
+        self.previous_input = (input_text, input_audio)
         return dialects.usage_object(
             self.dialect,
             input_text=input_text,
             input_audio=input_audio,
-            cached=cached,
+            cached_text=min(input_text, previous_text),
+            cached_audio=min(input_audio, previous_audio),
             output_text=_text_tokens(text),
             output_audio=math.ceil(audio_ms / MS_PER_OUTPUT_AUDIO_TOKEN),
         )
