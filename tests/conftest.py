@@ -8,6 +8,15 @@ import pytest_asyncio
 pytest_plugins = ["tests.browser_fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def default_language():
+    """Leave the interface language as every test found it: a request in Spanish must not make the next test's messages Spanish."""
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
 @pytest_asyncio.fixture
 async def simulator():
     """A strict realtime simulator on a loopback port, streaming as fast as it can."""
