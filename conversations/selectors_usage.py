@@ -112,6 +112,9 @@ class Figures:
         values: dict[str, Any] = {}
         for row in rows:
             values.update({k: v for k, v in (row or {}).items() if k in names and v is not None})
+        if "cost" in values:
+            # PostgreSQL sums to the column's places; SQLite's sum comes back with 15 digits (and a float's error).
+            values["cost"] = Decimal(values["cost"]).quantize(ZERO_COST, rounding=ROUND_HALF_UP)
         return cls(**values)
 
 
