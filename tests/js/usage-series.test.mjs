@@ -43,6 +43,12 @@ test("dollars show four places under a dollar and cents from a dollar up", () =>
   assert.equal(formatUsd("12.345678", "de"), "$12,35");
 });
 
+test("an axis writes every tick with the places of its largest value", () => {
+  assert.equal(formatUsd(0.2, "en", 1.4), "$0.20");
+  assert.equal(formatUsd(0, "en", 1.4), "$0.00");
+  assert.equal(formatUsd(0.02, "en", 0.05), "$0.0200");
+});
+
 test("minutes are milliseconds over 60,000 to a hundredth, rounded half up", () => {
   assert.equal(formatMinutes(90_000), "1.50");
   assert.equal(formatMinutes(0), "0.00");

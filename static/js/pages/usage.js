@@ -61,7 +61,7 @@ function drawUsers(canvas, users) {
   const options = baseOptions();
   options.indexAxis = "y";  // horizontal bars: user names stay readable however long
   options.scales.x.beginAtZero = true;
-  options.scales.x.ticks.callback = (value) => formatUsd(value, locale);
+  options.scales.x.ticks.callback = (value, index, ticks) => formatUsd(value, locale, ticks[ticks.length - 1].value);
   options.plugins.legend = { display: false };
   options.plugins.tooltip = { callbacks: { label: (item) => formatUsd(item.parsed.x, locale) } };
   return new Chart(canvas, {

@@ -31,10 +31,13 @@ export function userSeries(users) {
   };
 }
 
-/** Dollars as the page writes them: "$0.0123" under a dollar (replies cost fractions of a cent), "$12.35" above. */
-export function formatUsd(value, locale = "en") {
+/**
+ * Dollars as the conversation page writes them: "$0.0123" under a dollar (replies cost fractions of a
+ * cent), "$12.35" from a dollar up. An axis passes its largest value as `scale`, so all its ticks agree.
+ */
+export function formatUsd(value, locale = "en", scale = value) {
   const amount = toNumber(value);
-  const places = Math.abs(amount) < 1 ? 4 : 2;
+  const places = Math.abs(toNumber(scale)) < 1 ? 4 : 2;
   return "$" + amount.toLocaleString(locale, { minimumFractionDigits: places, maximumFractionDigits: places });
 }
 
