@@ -192,7 +192,9 @@ def usage_report(*, days_range: DayRange, user_id: int | None = None, per_user: 
     """
     usage, turns, conversations = _sources(days_range, user_id)
     totals = Figures.of(
-        usage.aggregate(**_usage_sums()), turns.aggregate(**_turn_sums()), conversations.aggregate(conversations=Count("pk"))
+        usage.aggregate(**_usage_sums()),
+        turns.aggregate(**_turn_sums()),
+        conversations.aggregate(conversations=Count("pk")),
     )
 
     zone = timezone.get_default_timezone()

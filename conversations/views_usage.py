@@ -71,7 +71,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 CSV_FIGURES = (
-    "conversations", "user_minutes", "assistant_minutes", *selectors_usage.TOKEN_FIELDS, "cost", "unpriced", "estimated",
+    "conversations", "user_minutes", "assistant_minutes", *selectors_usage.TOKEN_FIELDS,
+    "cost", "unpriced", "estimated",
 )
 CSV_HEADER = ("section", "day", "user_id", "username", *CSV_FIGURES)
 

@@ -47,9 +47,12 @@ function drawDays(canvas, days) {
     data: {
       labels: series.labels,
       datasets: [
-        { label: gettext("Input tokens (not cached)"), data: series.input, backgroundColor: cssColour("--chart-1", "#0b5cad") },
-        { label: gettext("Cached input tokens"), data: series.cached, backgroundColor: cssColour("--chart-2", "#6aa9e9") },
-        { label: gettext("Output tokens"), data: series.output, backgroundColor: cssColour("--chart-3", "#c2410c") },
+        { label: gettext("Input tokens (not cached)"), data: series.input,
+          backgroundColor: cssColour("--chart-1", "#0b5cad") },
+        { label: gettext("Cached input tokens"), data: series.cached,
+          backgroundColor: cssColour("--chart-2", "#6aa9e9") },
+        { label: gettext("Output tokens"), data: series.output,
+          backgroundColor: cssColour("--chart-3", "#c2410c") },
       ],
     },
     options,
@@ -68,7 +71,8 @@ function drawUsers(canvas, users) {
     type: "bar",
     data: {
       labels: series.labels,
-      datasets: [{ label: gettext("Estimated cost (USD)"), data: series.cost, backgroundColor: cssColour("--chart-1", "#0b5cad") }],
+      datasets: [{ label: gettext("Estimated cost (USD)"), data: series.cost,
+                   backgroundColor: cssColour("--chart-1", "#0b5cad") }],
     },
     options,
   });
