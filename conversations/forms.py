@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
 from typing import Any
 
 from django import forms
@@ -189,3 +190,39 @@ class DeleteAllDataForm(forms.Form):
         if value != self.user.get_username():
             raise forms.ValidationError(_("That is not your username; nothing was deleted."))
         return value
+
+
+class UsageRangeForm(forms.Form):
+    """The usage dashboard's days (`?from=YYYY-MM-DD&to=YYYY-MM-DD`): the last 30 by default, at most a year."""
+
+    DEFAULT_DAYS = 30
+    MAX_DAYS = 366
+
+    def __init__(self, *args: Any, today: datetime.date, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.today = today
+        start = today - datetime.timedelta(days=self.DEFAULT_DAYS - 1)
+        # "from" is a Python keyword, so these two cannot be class attributes.
+        for name, label, initial in (("from", _("From"), start), ("to", _("To"), today)):
+            self.fields[name] = forms.DateField(
+                label=label,
+                required=False,
+                initial=initial,
+                widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+                error_messages={"invalid": _("Enter a date as YYYY-MM-DD.")},
+            )
+
+    def clean(self) -> dict[str, Any]:
+        """Fill a missing end with today and a missing start with 30 days before the end; refuse bad ranges."""
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        end = cleaned.get("to") or self.today
+        start = cleaned.get("from") or end - datetime.timedelta(days=self.DEFAULT_DAYS - 1)
+        if start > end:
+            raise forms.ValidationError(_("The start date is after the end date."), code="reversed_range")
+        if (end - start).days + 1 > self.MAX_DAYS:
+            raise forms.ValidationError(
+                _("Choose at most %(days)d days.") % {"days": self.MAX_DAYS}, code="range_too_long")
+        cleaned["from"], cleaned["to"] = start, end
+        return cleaned

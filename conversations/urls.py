@@ -1,7 +1,7 @@
 """URL routes of the conversations app."""
 from django.urls import path
 
-from . import views, views_recording, views_transfer
+from . import views, views_recording, views_transfer, views_usage
 
 app_name = "conversations"
 
@@ -22,4 +22,11 @@ urlpatterns = [
     path("history/<uuid:conversation_id>/export.md", views_transfer.export_markdown, name="export_md"),
     path("history/export-all.zip", views_transfer.export_all, name="export_all"),
     path("history/import/", views_transfer.import_conversations, name="import"),
+    # Usage (views_usage.py): each user's own month, and the staff dashboard with its CSV and drill-down.
+    path("account/usage/", views_usage.my_usage, name="my_usage"),
+    path("staff/usage/", views_usage.dashboard, name="staff_usage"),
+    path("staff/usage.csv", views_usage.dashboard_csv, name="staff_usage_csv"),
+    path("staff/usage/users/<int:user_id>/", views_usage.user_conversations, name="staff_usage_user"),
+    path("staff/usage/conversations/<uuid:conversation_id>/", views_usage.conversation_transcript,
+         name="staff_usage_conversation"),
 ]
