@@ -237,7 +237,9 @@ class LimitStore:
         if redis_url:
             import redis.asyncio as aioredis
 
-            self.redis = aioredis.Redis.from_url(redis_url)
+            # A burst of conversations waits briefly for a connection instead of failing past the pool's size.
+            self.redis = aioredis.Redis(connection_pool=aioredis.BlockingConnectionPool.from_url(
+                redis_url, max_connections=50, timeout=10))
             self._claim = self.redis.register_script(_CLAIM)
             rate_storage: Any = RedisStorage(f"async+{redis_url}", implementation="redispy",
                                              key_prefix=f"{prefix}rate")
@@ -347,10 +349,12 @@ class LimitStore:
     async def forget(self, user_id: Any) -> None:
         """Delete every counter of a user (tests, and a staff reset)."""
         if self.redis is not None:
-            keys = [k async for k in self.redis.scan_iter(match=f"{self.prefix}{user_id}:*")]
+            keys = [k for pattern in (f"{self.prefix}{user_id}:*", f"{self.prefix}rate:LIMITER/new/{user_id}/*")
+                    async for k in self.redis.scan_iter(match=pattern)]
             if keys:
                 await self.redis.delete(*keys)
-        await self.rate.clear(RateLimitItemPerHour(1), "new", str(user_id))
+        else:
+            await self.rate.storage.reset()
 
     async def close(self) -> None:
         """Close the Redis connections."""
