@@ -1,7 +1,10 @@
 """Admin pages for conversations, turns, usage and model prices."""
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 
-from .models import Conversation, ModelPrice, Turn, Usage
+from .models import Conversation, GroupLimits, ModelPrice, Turn, Usage, UserLimits
 
 
 class UsageCost:
@@ -71,3 +74,30 @@ class ModelPriceAdmin(admin.ModelAdmin):
                     "audio_output", "as_of", "updated_at")
     search_fields = ("model", "source")
     readonly_fields = ("updated_at",)
+
+
+class UserLimitsInline(admin.StackedInline):
+    """A user's own limits, on their page in the admin."""
+
+    model = UserLimits
+    can_delete = True
+    extra = 0
+    max_num = 1
+
+
+class GroupLimitsInline(admin.StackedInline):
+    """A group's limits, on its page in the admin."""
+
+    model = GroupLimits
+    extra = 0
+    max_num = 1
+
+
+# The user and group pages get the limits inline: the limits are edited where the people are.
+User = get_user_model()
+_user_admin = type(admin.site._registry.get(User, UserAdmin(User, admin.site)))
+_group_admin = type(admin.site._registry.get(Group, GroupAdmin(Group, admin.site)))
+for model, base, inline in ((User, _user_admin, UserLimitsInline), (Group, _group_admin, GroupLimitsInline)):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, type(base.__name__, (base,), {"inlines": (*base.inlines, inline)}))

@@ -226,3 +226,48 @@ class VoicePreferences(models.Model):
 
     def __str__(self) -> str:
         return f"Voice preferences of {self.user}"
+
+
+class LimitFields(models.Model):
+    """Limits that override the ones above them: empty inherits, 0 is unlimited."""
+
+    _INHERIT = "Empty: as above (the group's, else the site's setting); 0: unlimited."
+    max_concurrent = models.PositiveIntegerField(
+        "conversations at once", null=True, blank=True, help_text=_INHERIT)
+    new_per_hour = models.PositiveIntegerField(
+        "new conversations per hour", null=True, blank=True, help_text=_INHERIT)
+    audio_minutes_per_day = models.DecimalField(
+        "audio minutes per day", max_digits=9, decimal_places=2, null=True, blank=True, help_text=_INHERIT)
+    cost_per_day_usd = models.DecimalField(
+        "estimated cost per day (USD)", max_digits=12, decimal_places=2, null=True, blank=True, help_text=_INHERIT)
+    cost_per_month_usd = models.DecimalField(
+        "estimated cost per month (USD)", max_digits=12, decimal_places=2, null=True, blank=True, help_text=_INHERIT)
+    max_conversation_minutes = models.DecimalField(
+        "longest conversation (minutes)", max_digits=9, decimal_places=2, null=True, blank=True, help_text=_INHERIT)
+
+    class Meta:
+        abstract = True
+
+
+class UserLimits(LimitFields):
+    """One user's own limits, over their groups' and the site's."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_limits")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "usage limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"
+
+
+class GroupLimits(LimitFields):
+    """A group's limits, over the site's; a user in several groups gets the most generous of each."""
+
+    group = models.OneToOneField("auth.Group", on_delete=models.CASCADE, related_name="usage_limits")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "usage limits"
+
+    def __str__(self) -> str:
+        return f"Limits of {self.group}"

@@ -17,6 +17,26 @@ def default_language():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def limit_keys(settings):
+    """Give every test limit counters of its own (a key prefix), and delete them from Redis afterwards."""
+    import uuid
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}:limits:"
+    settings.LIMIT_KEY_PREFIX = prefix
+    yield prefix
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=prefix + "*"))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
 @pytest_asyncio.fixture
 async def simulator():
     """A strict realtime simulator on a loopback port, streaming as fast as it can."""

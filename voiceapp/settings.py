@@ -249,6 +249,20 @@ if RELAY_AUDIO_MAX_RATE < 1 or RELAY_CONTROL_MAX_RATE <= 0 or RELAY_CONTROL_BURS
 if RELAY_AUDIO_BURST_MS < 1000:
     raise ImproperlyConfigured("RELAY_AUDIO_BURST_MS must be at least 1000 (the longest audio frame).")
 # The largest export file (JSON or zip) a user may import, in bytes.
+# Per-user limits (conversations/limits.py): the site's defaults, 0 meaning unlimited; groups and users
+# get their own in the admin. Counters live in Redis with REDIS_URL, else in this process's cache.
+LIMIT_CONCURRENT_CONVERSATIONS: int = env.int("LIMIT_CONCURRENT_CONVERSATIONS", default=3)
+LIMIT_NEW_CONVERSATIONS_PER_HOUR: int = env.int("LIMIT_NEW_CONVERSATIONS_PER_HOUR", default=0)
+LIMIT_AUDIO_MINUTES_PER_DAY: float = env.float("LIMIT_AUDIO_MINUTES_PER_DAY", default=0.0)
+LIMIT_COST_PER_DAY_USD: float = env.float("LIMIT_COST_PER_DAY_USD", default=0.0)
+LIMIT_COST_PER_MONTH_USD: float = env.float("LIMIT_COST_PER_MONTH_USD", default=0.0)
+LIMIT_CONVERSATION_MINUTES: float = env.float("LIMIT_CONVERSATION_MINUTES", default=0.0)
+if min(LIMIT_CONCURRENT_CONVERSATIONS, LIMIT_NEW_CONVERSATIONS_PER_HOUR, LIMIT_AUDIO_MINUTES_PER_DAY,
+       LIMIT_COST_PER_DAY_USD, LIMIT_COST_PER_MONTH_USD, LIMIT_CONVERSATION_MINUTES) < 0:
+    raise ImproperlyConfigured("LIMIT_* settings must be 0 (unlimited) or more.")
+# Where the limit counters' keys start in Redis (tests give each test its own).
+LIMIT_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="voiceapp") + ":limits:"
+
 IMPORT_MAX_BYTES: int = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
 if AZURE_OPENAI_ENDPOINT:

@@ -24,11 +24,13 @@ from .failures import (
     CLOSE_NOT_FOUND,
     CLOSE_POLICY,
     CLOSE_SERVER_ERROR,
+    CLOSE_THROTTLED,
     CLOSE_UNAUTHENTICATED,
     Failure,
 )
 from .flood import FloodLimits
 from .opening import ConversationNotFound, open_conversation
+from .quota import LimitReached
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +106,10 @@ class TalkConsumer(AsyncWebsocketConsumer):
             live, mode = await open_conversation(user, wanted or None)
         except ConversationNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
+            return
+        except LimitReached as exc:  # the reason and when it resets, shown on the page
+            await self.send_json(exc.verdict.browser_message("error"))
+            await self.close(code=CLOSE_THROTTLED)
             return
         except Exception:  # noqa: BLE001 - the user gets plain words, the log gets the trace
             logger.exception("Could not start a conversation")

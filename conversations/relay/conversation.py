@@ -41,12 +41,14 @@ from .effects import (
     TurnAdded,
     TurnAudio,
     TurnRecorded,
+    UsageRecorded,
 )
 from .failures import (
     CLOSE_DELETED,
     CLOSE_NORMAL,
     CLOSE_REPLACED,
     CLOSE_SERVER_ERROR,
+    CLOSE_THROTTLED,
     CLOSE_UPSTREAM_UNAVAILABLE,
     Failure,
     upstream_failure,
@@ -129,6 +131,7 @@ class LiveConversation:
         fresh: bool = True,
         new_recorder: Callable[[int, int], Recorder] | None = None,
         recording_place: tuple[int, int] = (0, 0),
+        quota: Any = None,
     ) -> None:
         self.conversation_id = str(conversation_id)
         self.owner_id = owner_id
@@ -163,6 +166,8 @@ class LiveConversation:
         self._recording_place = recording_place  # (next chunk number, ms) where recording goes on
         self.recorder: Recorder | None = None
         self._timeline: Timeline | None = None
+        self.quota = quota  # relay/quota.py's ConversationQuota, or None (no limits, as in tests of the core)
+        self._limit_reached: Failure | None = None  # a limit was reached: end once the current reply is done
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted)
 
     # --- Lifecycle -------------------------------------------------------------------------------
@@ -174,6 +179,8 @@ class LiveConversation:
             self._start_recording()
         self.registry.add(self.conversation_id, self)
         self._inbox.start()
+        if self.quota is not None:
+            self.quota.start(deployment=self.target.deployment, warn=self._to_browser, stop=self._over_limit)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -229,7 +236,12 @@ class LiveConversation:
         await self._stop_recording()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
-        self.journal.put(ConversationEnded(failed=self.failure is not None, error=self.failure.message if self.failure else ""))
+            self._count(op)
+        if self.quota is not None:
+            await self.quota.close()
+        # A limit ends a conversation that went well: stored as ended, with the reason.
+        failed = self.failure is not None and self.failure is not self._limit_reached
+        self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else ""))
         await self.journal.close()
         if self.failure is not None and self.fresh and not self.core.items:
             await _discard(self.conversation_id)
@@ -237,8 +249,10 @@ class LiveConversation:
         link, self.link = self.link, None
         if link is not None:
             if self.failure is not None:
-                await _quietly(link.send_json(
-                    protocol.error_message(self.failure.code, self.failure.message, fatal=True)))
+                message = protocol.error_message(self.failure.code, self.failure.message, fatal=True)
+                if self.failure is self._limit_reached and self.quota is not None and self.quota.reached:
+                    message = self.quota.reached.browser_message("error")
+                await _quietly(link.send_json(message))
             await _quietly(link.close_with(self.failure.close_code if self.failure else CLOSE_NORMAL))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
@@ -527,11 +541,14 @@ class LiveConversation:
                 await self._to_browser(effect.message)
                 if effect.message["type"] == "response_done":
                     self._response_settled.set()
+                    if self._limit_reached is not None:  # the reply is finished: now the limit ends it
+                        self._spawn(self.end(self._limit_reached))
             elif isinstance(effect, ToUpstream):
                 if conn is not None:
                     await conn.send(effect.event)
             elif isinstance(effect, JOURNAL_OPS):
                 self.journal.put(effect)  # type: ignore[arg-type]
+                self._count(effect)
                 if self._timeline is not None:
                     self._mark_recording(effect)
             elif isinstance(effect, SessionEnding):
@@ -539,6 +556,25 @@ class LiveConversation:
             elif isinstance(effect, Fatal):
                 raise SessionRejected(effect)
         return ending
+
+    # --- Limits -----------------------------------------------------------------------------------
+
+    def _count(self, effect: Any) -> None:
+        """Count audio and cost towards the owner's limits (in the background: never waits on Redis)."""
+        if self.quota is not None and isinstance(effect, (UsageRecorded, TurnAudio)):
+            self.quota.count(effect)
+
+    async def _over_limit(self, verdict: Any) -> None:
+        """A limit was reached: end now if idle, else once the current reply is done (never mid-sentence)."""
+        self._limit_reached = Failure("limit_reached", verdict.message, CLOSE_THROTTLED)
+        if self.ended:
+            return
+        if self.core.session.response_id is None:
+            self._spawn(self.end(self._limit_reached))
+            return
+        await self._to_browser(verdict.browser_message(
+            "limit_warning", reached=True,
+            message=verdict.message + " The conversation ends after this reply."))
 
     # --- Recording ---------------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
 from ..upstream import resolve_target, token_provider_for
 from .conversation import LiveConversation, Timing, load_preferences
+from .quota import ConversationQuota, admit
 from .registry import live_conversations
 from .state import RelayCore
 
@@ -51,19 +52,25 @@ async def _start(user: Any) -> LiveConversation:
     target = await resolve_target()
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
-    conversation = await database_sync_to_async(services.conversation_start)(
-        user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
-        settings=config.as_dict(),
-    )
+    quota = await admit(user, new=True)  # raises LimitReached: nothing is stored for a refused start
+    try:
+        conversation = await database_sync_to_async(services.conversation_start)(
+            user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
+            settings=config.as_dict(),
+        )
+    except BaseException:
+        await quota.close()
+        raise
     core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
                      seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
-    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record)
+    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota)
 
 
 async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
+    quota = await admit(user, new=False)  # a continued conversation counts as live, not as a new one
     target = await resolve_target()
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
@@ -78,12 +85,13 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     )
     # New turns go on in the same recording, after what it holds.
     place = await database_sync_to_async(selectors.recording_next_place)(conversation_id=stored.id)
-    return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place)
+    return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place,
+                   quota=quota)
 
 
 def _launch(
     conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool, record: bool,
-    recording_place: tuple[int, int] = (0, 0),
+    recording_place: tuple[int, int] = (0, 0), quota: ConversationQuota | None = None,
 ) -> LiveConversation:
     live = LiveConversation(
         conversation_id=conversation_id,
@@ -97,6 +105,7 @@ def _launch(
         fresh=fresh,
         new_recorder=recorder_factory(conversation_id),
         recording_place=recording_place,
+        quota=quota,
     )
     live.start(record=record)
     return live

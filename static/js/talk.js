@@ -439,6 +439,9 @@ function onMessage(s, msg) {
       // A response without audio never moves the status to speaking, so return to listening here.
       if (status.state === "thinking" && !s.player.status.active) status.set("listening");
       break;
+    case "limit_warning":
+      showNotice(msg.message); // the server's plain words: which limit, and when it resets
+      break;
     case "error":
       app.lastError = { code: msg.code, message: msg.message, fatal: Boolean(msg.fatal) };
       showError(msg.message || gettext("Something went wrong."));
