@@ -186,6 +186,17 @@ RELAY_RECONNECT_TRIES: int = env.int("RELAY_RECONNECT_TRIES", default=5)
 RELAY_RECONNECT_BASE_SECONDS: float = env.float("RELAY_RECONNECT_BASE_SECONDS", default=0.5)
 RELAY_ROLLOVER_MARGIN_SECONDS: float = env.float("RELAY_ROLLOVER_MARGIN_SECONDS", default=60.0)
 RELAY_SEED_TOKEN_BUDGET: int = env.int("RELAY_SEED_TOKEN_BUDGET", default=6000)
+# The staff list of live conversations (conversations/live_registry.py): each worker rewrites its
+# entries every LIVE_REGISTRY_REFRESH_SECONDS; an entry not rewritten for LIVE_REGISTRY_TTL_SECONDS
+# (its worker crashed) drops out. In Redis under LIVE_REGISTRY_KEY_PREFIX.
+LIVE_REGISTRY_REFRESH_SECONDS: float = env.float("LIVE_REGISTRY_REFRESH_SECONDS", default=5.0)
+LIVE_REGISTRY_TTL_SECONDS: float = env.float("LIVE_REGISTRY_TTL_SECONDS", default=15.0)
+LIVE_REGISTRY_KEY_PREFIX: str = env.str("LIVE_REGISTRY_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="voiceapp") + ":live")
+if not 0 < LIVE_REGISTRY_REFRESH_SECONDS < LIVE_REGISTRY_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "LIVE_REGISTRY_REFRESH_SECONDS must be above 0 and below LIVE_REGISTRY_TTL_SECONDS (a live entry would expire "
+        "between refreshes); the defaults are 5 and 15."
+    )
 # The largest export file (JSON or zip) a user may import, in bytes.
 IMPORT_MAX_BYTES: int = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 
