@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 
 from .. import selectors, services
 from ..journal import Journal
+from .. import live_registry
 from ..live import Inbox
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -44,6 +45,7 @@ from .effects import (
 )
 from .failures import (
     CLOSE_DELETED,
+    CLOSE_ENDED_BY_STAFF,
     CLOSE_NORMAL,
     CLOSE_REPLACED,
     CLOSE_SERVER_ERROR,
@@ -58,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 # Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
+# What the browser is told, and the close code, when staff end a conversation; stored as ended, not failed.
+ENDED_BY_STAFF = Failure("ended_by_staff", "An administrator ended this conversation.", CLOSE_ENDED_BY_STAFF)
 # A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
 STABLE_SESSION_S = 30.0
 
@@ -126,12 +130,14 @@ class LiveConversation:
         timing: Timing,
         token_provider: Any = None,
         owner_id: Any = None,
+        owner_name: str = "",
         fresh: bool = True,
         new_recorder: Callable[[int, int], Recorder] | None = None,
         recording_place: tuple[int, int] = (0, 0),
     ) -> None:
         self.conversation_id = str(conversation_id)
         self.owner_id = owner_id
+        self.owner_name = owner_name
         self.target = target
         self.core = core
         self.journal = journal
@@ -163,7 +169,9 @@ class LiveConversation:
         self._recording_place = recording_place  # (next chunk number, ms) where recording goes on
         self.recorder: Recorder | None = None
         self._timeline: Timeline | None = None
-        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted)
+        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
+                            on_end_by_staff=self.ended_by_staff)
+        self._listing: live_registry.LiveEntry | None = None
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
@@ -174,6 +182,9 @@ class LiveConversation:
             self._start_recording()
         self.registry.add(self.conversation_id, self)
         self._inbox.start()
+        self._listing = live_registry.heartbeat().add(
+            conversation_id=self.conversation_id, user_id=self.owner_id, username=self.owner_name,
+            deployment=self.target.deployment)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -206,8 +217,11 @@ class LiveConversation:
         logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
                     self.timing.grace_s)
 
-    async def end(self, failure: Failure | None = None) -> None:
-        """End the conversation once: settle a running reply, store everything, close upstream and the browser."""
+    async def end(self, failure: Failure | None = None, *, by: str = "user") -> None:
+        """End the conversation once: settle a running reply, store everything, close upstream and the browser.
+
+        `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
+        """
         if self.ended:
             return
         self.ended = True
@@ -229,17 +243,21 @@ class LiveConversation:
         await self._stop_recording()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
-        self.journal.put(ConversationEnded(failed=self.failure is not None, error=self.failure.message if self.failure else ""))
+        ended_by = "system" if self.failure is not None else by
+        self.journal.put(ConversationEnded(failed=self.failure is not None, error=self.failure.message if self.failure else "",
+                                           ended_by=ended_by))
         await self.journal.close()
         if self.failure is not None and self.fresh and not self.core.items:
             await _discard(self.conversation_id)
         self.registry.remove(self.conversation_id, self)
+        if self._listing is not None:
+            live_registry.heartbeat().remove(self._listing)
         link, self.link = self.link, None
         if link is not None:
-            if self.failure is not None:
-                await _quietly(link.send_json(
-                    protocol.error_message(self.failure.code, self.failure.message, fatal=True)))
-            await _quietly(link.close_with(self.failure.close_code if self.failure else CLOSE_NORMAL))
+            farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
+            if farewell is not None:
+                await _quietly(link.send_json(protocol.error_message(farewell.code, farewell.message, fatal=True)))
+            await _quietly(link.close_with(farewell.close_code if farewell else CLOSE_NORMAL))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
@@ -253,6 +271,11 @@ class LiveConversation:
         if recorder is not None:
             recorder.abandon()
         await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
+
+    async def ended_by_staff(self, staff: str) -> None:
+        """Staff ended the conversation (or suspended its user): cut a running reply as Stop does, store it, say so."""
+        logger.info("Conversation %s is being ended by staff member %s", self.conversation_id, staff or "(unknown)")
+        await self.end(by="staff")
 
     # --- Browser side ----------------------------------------------------------------------------
 
