@@ -1,7 +1,7 @@
 """URL routes of the conversations app."""
 from django.urls import path
 
-from . import views, views_recording, views_transfer
+from . import views, views_recording, views_staff, views_transfer
 
 app_name = "conversations"
 
@@ -22,4 +22,8 @@ urlpatterns = [
     path("history/<uuid:conversation_id>/export.md", views_transfer.export_markdown, name="export_md"),
     path("history/export-all.zip", views_transfer.export_all, name="export_all"),
     path("history/import/", views_transfer.import_conversations, name="import"),
+    # Staff only (views_staff.py): every worker's live conversations, and ending one.
+    path("staff/live/", views_staff.live_sessions, name="live"),
+    path("staff/live.json", views_staff.live_sessions_json, name="live_json"),
+    path("staff/live/<uuid:conversation_id>/end/", views_staff.live_end, name="live_end"),
 ]
