@@ -150,6 +150,7 @@ class Heartbeat:
         self._removed: dict[str, LiveEntry] = {}
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def add(self, *, conversation_id: str, user_id: int | None, username: str, deployment: str) -> LiveEntry:
         """List a conversation that went live in this process (no I/O: the heartbeat task writes it)."""
@@ -173,6 +174,8 @@ class Heartbeat:
         return list(self._live.values())
 
     def _poke(self) -> None:
+        if self._stopped:
+            return
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._task.get_loop() is not loop:
             # One task per process (and per event loop: tests run several loops one after another).
@@ -185,7 +188,7 @@ class Heartbeat:
         wake = self._wake
         assert wake is not None
         refresh_all = True
-        while True:
+        while not self._stopped:
             put = list(self._live.values()) if refresh_all else list(self._added.values())
             remove = list(self._removed.values())
             self._added.clear()
@@ -195,8 +198,8 @@ class Heartbeat:
                 await self.store.write(put=put, remove=remove)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: conversations carry on; the next beat writes them all
-                logger.warning("Could not update the live-conversation registry", exc_info=True)
+            except Exception as exc:  # noqa: BLE001 - Redis away: conversations carry on; the next beat writes them all
+                logger.warning("Could not update the live-conversation registry: %r", exc)
                 failed = True
                 for entry in remove:
                     if entry.field not in self._live:
@@ -211,12 +214,16 @@ class Heartbeat:
                 refresh_all = True
 
     async def stop(self) -> None:
-        """Stop refreshing (what a crashed worker does): its entries expire with their time-to-live."""
+        """Stop refreshing for good (what a crashed worker does): its entries expire with their time-to-live."""
+        self._stopped = True
         task, self._task = self._task, None
-        if task is not None and not task.done():
+        while task is not None and not task.done():
+            # redis-py can swallow a cancellation that lands while it connects: cancel until the task is done.
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=0.5)
+        if task is not None and not task.cancelled():
+            with contextlib.suppress(Exception):
+                task.result()
 
 
 _heartbeat: Heartbeat | None = None
