@@ -6,7 +6,7 @@ entry whose worker stops refreshing it (a crash, a kill -9) drops out once that 
 touches the audio path: the relay only adds and removes entries in memory, the heartbeat writes.
 
 With Redis (REDIS_URL) the entries are one hash (field `worker|conversation` → JSON) and one sorted set
-(same field → expiry time), pruned on read: hundreds are listed with three commands. Without Redis the
+(same field → expiry time), pruned on read: hundreds are listed with two commands (a prune script, HVALS). Without Redis the
 app is one process, and the list is this process's own entries. No models here.
 """
 from __future__ import annotations
@@ -168,10 +168,6 @@ class Heartbeat:
             self._added.pop(entry.field, None)
             self._removed[entry.field] = entry
             self._poke()
-
-    def live(self) -> list[LiveEntry]:
-        """This process's entries."""
-        return list(self._live.values())
 
     def _poke(self) -> None:
         if self._stopped:
