@@ -41,12 +41,12 @@ class UsageInline(UsageCost, RecordInline):
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = ("__str__", "user", "started_at", "status", "provider", "deployment", "dialect")
-    list_filter = ("status", "provider", "dialect")
+    list_filter = ("status", "ended_by", "provider", "dialect")
     search_fields = ("title", "user__username")
     inlines = [TurnInline, UsageInline]
     # Only the title is the user's to change; the rest records what happened.
     readonly_fields = ("id", "user", "started_at", "ended_at", "status", "provider", "deployment", "dialect",
-                       "settings", "upstream_session_id", "error", "imported_from")
+                       "settings", "upstream_session_id", "error", "ended_by", "imported_from")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,8 +1,9 @@
 """Reaching live conversations in whichever worker process holds them: their channel-layer groups and "end" messages.
 
 A live conversation joins two groups for as long as it runs, attached to a browser or not (grace period):
-one of its own and one of its owner's. A delete sends to one of them; the process that holds the
-conversation receives it, whichever that is. No models here: services call this after their writes commit.
+one of its own and one of its owner's. A delete, or staff ending it, sends to one of them; the process
+that holds the conversation receives it, whichever that is. No models here: services call this after
+their writes commit. Listing live conversations is conversations/live_registry.py's job (groups cannot be listed).
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from channels.layers import get_channel_layer
 logger = logging.getLogger(__name__)
 
 CONVERSATION_DELETED = "conversation.deleted"
+# Staff ended it (End on /staff/live/), or suspended its user: it ends gracefully and is stored as ended by staff.
+CONVERSATION_END_BY_STAFF = "conversation.end_by_staff"
 # A channel layer that is away (Redis down) is tried again this long after.
 RETRY_S = 2.0
 
@@ -34,24 +37,46 @@ def owner_group(user_id: Any) -> str:
 
 def announce_deleted(*, conversation_id: Any = None, user_id: Any = None) -> None:
     """Tell one live conversation (by id), or all of a user's, that it was deleted; a layer outage is only logged."""
+    # The rows are gone either way; a relay not told ends at its grace period or Stop.
+    _announce({"type": CONVERSATION_DELETED}, "they were deleted", conversation_id=conversation_id, user_id=user_id)
+
+
+def announce_end_by_staff(*, by: str, conversation_id: Any = None, user_id: Any = None) -> bool:
+    """Tell one live conversation (by id), or all of a user's, that staff member `by` ended it; False if the layer failed."""
+    return _announce({"type": CONVERSATION_END_BY_STAFF, "by": by[:150]}, "staff ended them",
+                     conversation_id=conversation_id, user_id=user_id)
+
+
+def _announce(message: dict[str, Any], news: str, *, conversation_id: Any, user_id: Any) -> bool:
     layer = get_channel_layer()
     if layer is None:
-        return
+        return False
     group = conversation_group(conversation_id) if conversation_id is not None else owner_group(user_id)
     try:
-        async_to_sync(layer.group_send)(group, {"type": CONVERSATION_DELETED})
-    except Exception:  # noqa: BLE001 - the rows are gone either way; a live relay then ends at its grace period or Stop
-        logger.exception("Could not tell live conversations in %s that they were deleted", group)
+        async_to_sync(layer.group_send)(group, message)
+    except Exception:  # noqa: BLE001 - callers go on (their writes are done); the log says what was not delivered
+        logger.exception("Could not tell live conversations in %s that %s", group, news)
+        return False
+    return True
 
 
 class Inbox:
-    """A live conversation's address on the channel layer: joins its groups and hands a delete to `on_deleted`."""
+    """A live conversation's address on the channel layer: joins its groups, hands a delete to `on_deleted`
+    and staff ending it to `on_end_by_staff` (with the staff member's name)."""
 
-    def __init__(self, *, conversation_id: Any, owner_id: Any, on_deleted: Callable[[], Awaitable[None]]) -> None:
+    def __init__(
+        self,
+        *,
+        conversation_id: Any,
+        owner_id: Any,
+        on_deleted: Callable[[], Awaitable[None]],
+        on_end_by_staff: Callable[[str], Awaitable[None]] | None = None,
+    ) -> None:
         self.groups = [conversation_group(conversation_id)]
         if owner_id is not None:
             self.groups.append(owner_group(owner_id))
         self.on_deleted = on_deleted
+        self.on_end_by_staff = on_end_by_staff
         self._layer: Any = None
         self._channel = ""
         self._joined: list[str] = []
@@ -82,6 +107,9 @@ class Inbox:
                 continue
             if message.get("type") == CONVERSATION_DELETED:
                 await self.on_deleted()
+                return
+            if message.get("type") == CONVERSATION_END_BY_STAFF and self.on_end_by_staff is not None:
+                await self.on_end_by_staff(str(message.get("by", "")))
                 return
 
     async def close(self) -> None:

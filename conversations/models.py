@@ -19,6 +19,12 @@ class Conversation(models.Model):
         ENDED = "ended", "Ended"
         FAILED = "failed", "Failed"
 
+    class EndedBy(models.TextChoices):
+        # The relay's ConversationEnded.ended_by values; empty while live, and for rows stored before this.
+        USER = "user", "User"
+        STAFF = "staff", "Staff"
+        SYSTEM = "system", "System"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
     title = models.CharField(max_length=200, blank=True)
@@ -31,6 +37,7 @@ class Conversation(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     upstream_session_id = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
+    ended_by = models.CharField(max_length=8, choices=EndedBy.choices, blank=True)
     # The id the conversation had in the export it was imported from: the same file twice is found by it.
     imported_from = models.CharField(max_length=100, blank=True)
 

@@ -473,3 +473,68 @@ def usage_cost(
             "No price for the model %r: its usage is stored with no cost. Add the model in the admin's model "
             "prices, or name the model this deployment runs in REALTIME_DEPLOYMENT_MODELS.", cost.model)
     return cost
+
+
+# --- Live sessions (staff) ---------------------------------------------------------------------------
+
+
+def live_costs(*, conversation_ids: Sequence[Any]) -> dict[str, tuple[int, Any]]:
+    """Tokens and cost (None where usage has no cost field) so far, per conversation id, in one aggregate query."""
+    if not conversation_ids:
+        return {}
+    sums: dict[str, Any] = {"tokens": Coalesce(Sum("total_tokens"), 0)}
+    has_cost = any(f.name == "cost" for f in Usage._meta.get_fields())
+    if has_cost:
+        sums["cost"] = Sum("cost")
+    rows = (
+        Usage.objects.filter(conversation_id__in=list(conversation_ids))
+        .order_by()
+        .values("conversation_id")
+        .annotate(**sums)
+    )
+    return {str(row["conversation_id"]): (row["tokens"], row.get("cost")) for row in rows}
+
+
+@dataclasses.dataclass(frozen=True)
+class LiveRow:
+    """One live conversation on the staff list, with what it has used so far."""
+
+    conversation_id: str
+    user_id: int | None
+    username: str
+    started: datetime.datetime
+    duration_s: int
+    tokens: int
+    cost: Any  # Decimal USD, or None before usage has a cost
+    worker: str
+    deployment: str
+
+    @property
+    def duration(self) -> datetime.timedelta:
+        """How long it has been live."""
+        return datetime.timedelta(seconds=self.duration_s)
+
+
+def live_sessions() -> list[LiveRow]:
+    """Every live conversation across the workers (registry entries), oldest first, with its running usage."""
+    from .live_registry import live_entries
+
+    entries = live_entries()
+    ids = []
+    for entry in entries:
+        try:
+            ids.append(uuid.UUID(entry.conversation_id))
+        except ValueError:
+            continue  # not an id this app wrote: listed, with no usage
+    costs = live_costs(conversation_ids=ids)
+    now = datetime.datetime.now(datetime.UTC)
+    rows = []
+    for entry in entries:
+        started = datetime.datetime.fromtimestamp(entry.started, datetime.UTC)
+        tokens, cost = costs.get(entry.conversation_id, (0, None))
+        rows.append(LiveRow(
+            conversation_id=entry.conversation_id, user_id=entry.user_id, username=entry.username, started=started,
+            duration_s=max(0, int((now - started).total_seconds())), tokens=tokens, cost=cost, worker=entry.worker,
+            deployment=entry.deployment,
+        ))
+    return rows

@@ -46,7 +46,7 @@ def conversation_start(
 def conversation_continue(*, conversation_id: Any, settings: dict[str, Any]) -> None:
     """Mark a stored conversation live again, with the settings its new upstream session uses."""
     Conversation.objects.filter(pk=conversation_id).update(
-        status=Conversation.Status.ACTIVE, ended_at=None, error="", settings=settings
+        status=Conversation.Status.ACTIVE, ended_at=None, error="", ended_by="", settings=settings
     )
 
 
@@ -90,11 +90,11 @@ def conversation_set_session(*, conversation_id: Any, upstream_session_id: str) 
     Conversation.objects.filter(pk=conversation_id).update(upstream_session_id=upstream_session_id[:100])
 
 
-def conversation_end(*, conversation_id: Any, failed: bool = False, error: str = "") -> None:
-    """Mark a conversation as over, keeping the first error that ended it."""
+def conversation_end(*, conversation_id: Any, failed: bool = False, error: str = "", ended_by: str = "user") -> None:
+    """Mark a conversation as over and who ended it, keeping the first error that ended it."""
     status = Conversation.Status.FAILED if failed else Conversation.Status.ENDED
     Conversation.objects.filter(pk=conversation_id, ended_at__isnull=True).update(
-        status=status, ended_at=timezone.now(), error=error[:2000]
+        status=status, ended_at=timezone.now(), error=error[:2000], ended_by=ended_by
     )
 
 
@@ -312,7 +312,7 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
         case SessionOpened():
             conversation_set_session(conversation_id=cid, upstream_session_id=op.upstream_session_id)
         case ConversationEnded():
-            conversation_end(conversation_id=cid, failed=op.failed, error=op.error)
+            conversation_end(conversation_id=cid, failed=op.failed, error=op.error, ended_by=op.ended_by)
         case _:
             raise TypeError(f"Not a journal write: {op!r}")
 
@@ -366,3 +366,18 @@ def _title_from(conversation_id: Any, text: str) -> None:
 def preferences_update(*, user: AbstractBaseUser, preferences: Preferences) -> None:
     """Save a user's validated conversation settings."""
     VoicePreferences.objects.update_or_create(user=user, defaults=dataclasses.asdict(preferences))
+
+
+def live_conversation_end(*, conversation_id: Any, by: AbstractBaseUser) -> bool:
+    """Ask the worker holding a live conversation to end it as staff member `by` did; False if it could not be asked.
+
+    The holder cuts a running reply as Stop does, tells the user, and stores the conversation as ended by staff.
+    """
+    logger.info("Staff member %s ends live conversation %s", by.get_username(), conversation_id)
+    return live.announce_end_by_staff(conversation_id=str(conversation_id), by=by.get_username())
+
+
+def user_suspended(*, user_id: Any, by: str = "") -> None:
+    """End every live conversation of a user who was just suspended (made inactive), once that commits."""
+    logger.info("User %s was suspended%s; ending their live conversations", user_id, f" by {by}" if by else "")
+    transaction.on_commit(lambda: live.announce_end_by_staff(user_id=user_id, by=by))

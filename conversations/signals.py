@@ -1,4 +1,5 @@
-"""Signal handlers: a logout ends the sockets opened with that login; a deleted recording chunk takes its file."""
+"""Signal handlers: a logout ends the sockets opened with that login; a deleted recording chunk takes its file;
+a suspended user's live conversations end."""
 from __future__ import annotations
 
 import logging
@@ -6,11 +7,13 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, pre_save
 from django.dispatch import receiver
 
+from . import services
 from .models import RecordingChunk
 
 from .relay.consumer import session_group
@@ -45,3 +48,13 @@ def delete_chunk_file(sender: Any, instance: RecordingChunk, **kwargs: Any) -> N
             logger.exception("Could not delete the recording file %s", name)
 
     transaction.on_commit(remove)
+
+
+@receiver(pre_save, sender=settings.AUTH_USER_MODEL)
+def end_conversations_of_suspended_user(sender: Any, instance: Any, update_fields: Any = None, **kwargs: Any) -> None:
+    """A user being made inactive (in the admin or anywhere) loses their live conversations once that commits."""
+    if instance.pk is None or instance.is_active or (update_fields is not None and "is_active" not in update_fields):
+        return
+    # One query, only for saves of an inactive user: was the user active until now?
+    if sender._default_manager.filter(pk=instance.pk, is_active=True).exists():
+        services.user_suspended(user_id=instance.pk)

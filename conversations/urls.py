@@ -1,7 +1,7 @@
 """URL routes of the conversations app."""
 from django.urls import path
 
-from . import views, views_recording, views_transfer, views_usage
+from . import views, views_recording, views_staff, views_transfer, views_usage
 
 app_name = "conversations"
 
@@ -29,4 +29,8 @@ urlpatterns = [
     path("staff/usage/users/<int:user_id>/", views_usage.user_conversations, name="staff_usage_user"),
     path("staff/usage/conversations/<uuid:conversation_id>/", views_usage.conversation_transcript,
          name="staff_usage_conversation"),
+    # Staff only (views_staff.py): every worker's live conversations, and ending one.
+    path("staff/live/", views_staff.live_sessions, name="live"),
+    path("staff/live.json", views_staff.live_sessions_json, name="live_json"),
+    path("staff/live/<uuid:conversation_id>/end/", views_staff.live_end, name="live_end"),
 ]

@@ -248,6 +248,17 @@ if RELAY_AUDIO_MAX_RATE < 1 or RELAY_CONTROL_MAX_RATE <= 0 or RELAY_CONTROL_BURS
 # Below one second a single frame of the longest length the protocol allows would close the socket.
 if RELAY_AUDIO_BURST_MS < 1000:
     raise ImproperlyConfigured("RELAY_AUDIO_BURST_MS must be at least 1000 (the longest audio frame).")
+# The staff list of live conversations (conversations/live_registry.py): each worker rewrites its
+# entries every LIVE_REGISTRY_REFRESH_SECONDS; an entry not rewritten for LIVE_REGISTRY_TTL_SECONDS
+# (its worker crashed) drops out. In Redis under LIVE_REGISTRY_KEY_PREFIX.
+LIVE_REGISTRY_REFRESH_SECONDS: float = env.float("LIVE_REGISTRY_REFRESH_SECONDS", default=5.0)
+LIVE_REGISTRY_TTL_SECONDS: float = env.float("LIVE_REGISTRY_TTL_SECONDS", default=15.0)
+LIVE_REGISTRY_KEY_PREFIX: str = env.str("LIVE_REGISTRY_KEY_PREFIX", default=env.str("CACHE_KEY_PREFIX", default="voiceapp") + ":live")
+if not 0 < LIVE_REGISTRY_REFRESH_SECONDS < LIVE_REGISTRY_TTL_SECONDS:
+    raise ImproperlyConfigured(
+        "LIVE_REGISTRY_REFRESH_SECONDS must be above 0 and below LIVE_REGISTRY_TTL_SECONDS (a live entry would expire "
+        "between refreshes); the defaults are 5 and 15."
+    )
 # The largest export file (JSON or zip) a user may import, in bytes.
 # Per-user limits (conversations/limits.py): the site's defaults, 0 meaning unlimited; groups and users
 # get their own in the admin. Counters live in Redis with REDIS_URL, else in this process's cache.

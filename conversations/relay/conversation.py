@@ -22,6 +22,7 @@ from channels.db import database_sync_to_async
 
 from .. import selectors, services
 from ..journal import Journal
+from .. import live_registry
 from ..live import Inbox
 from ..realtime import options, protocol
 from ..realtime.client import RealtimeConnection, RealtimeTarget, UpstreamError, UpstreamRejected, UpstreamUnavailable
@@ -45,6 +46,7 @@ from .effects import (
 )
 from .failures import (
     CLOSE_DELETED,
+    CLOSE_ENDED_BY_STAFF,
     CLOSE_NORMAL,
     CLOSE_REPLACED,
     CLOSE_SERVER_ERROR,
@@ -60,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 # Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
+# What the browser is told, and the close code, when staff end a conversation; stored as ended, not failed.
+ENDED_BY_STAFF = Failure("ended_by_staff", "An administrator ended this conversation.", CLOSE_ENDED_BY_STAFF)
 # A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
 STABLE_SESSION_S = 30.0
 
@@ -128,6 +132,7 @@ class LiveConversation:
         timing: Timing,
         token_provider: Any = None,
         owner_id: Any = None,
+        owner_name: str = "",
         fresh: bool = True,
         new_recorder: Callable[[int, int], Recorder] | None = None,
         recording_place: tuple[int, int] = (0, 0),
@@ -135,6 +140,7 @@ class LiveConversation:
     ) -> None:
         self.conversation_id = str(conversation_id)
         self.owner_id = owner_id
+        self.owner_name = owner_name
         self.target = target
         self.core = core
         self.journal = journal
@@ -168,7 +174,9 @@ class LiveConversation:
         self._timeline: Timeline | None = None
         self.quota = quota  # relay/quota.py's ConversationQuota, or None (no limits, as in tests of the core)
         self._limit_reached: Failure | None = None  # a limit was reached: end once the current reply is done
-        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted)
+        self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
+                            on_end_by_staff=self.ended_by_staff)
+        self._listing: live_registry.LiveEntry | None = None
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
@@ -181,6 +189,9 @@ class LiveConversation:
         self._inbox.start()
         if self.quota is not None:
             self.quota.start(deployment=self.target.deployment, warn=self._to_browser, stop=self._over_limit)
+        self._listing = live_registry.heartbeat().add(
+            conversation_id=self.conversation_id, user_id=self.owner_id, username=self.owner_name,
+            deployment=self.target.deployment)
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -213,8 +224,11 @@ class LiveConversation:
         logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
                     self.timing.grace_s)
 
-    async def end(self, failure: Failure | None = None) -> None:
-        """End the conversation once: settle a running reply, store everything, close upstream and the browser."""
+    async def end(self, failure: Failure | None = None, *, by: str = "user") -> None:
+        """End the conversation once: settle a running reply, store everything, close upstream and the browser.
+
+        `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
+        """
         if self.ended:
             return
         self.ended = True
@@ -239,21 +253,26 @@ class LiveConversation:
             self._count(op)
         if self.quota is not None:
             await self.quota.close()
-        # A limit ends a conversation that went well: stored as ended, with the reason.
+        # A limit ends a conversation that went well: stored as ended (by the system), with the reason.
         failed = self.failure is not None and self.failure is not self._limit_reached
-        self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else ""))
+        ended_by = "system" if self.failure is not None else by
+        self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
+                                           ended_by=ended_by))
         await self.journal.close()
         if self.failure is not None and self.fresh and not self.core.items:
             await _discard(self.conversation_id)
         self.registry.remove(self.conversation_id, self)
+        if self._listing is not None:
+            live_registry.heartbeat().remove(self._listing)
         link, self.link = self.link, None
         if link is not None:
-            if self.failure is not None:
-                message = protocol.error_message(self.failure.code, self.failure.message, fatal=True)
-                if self.failure is self._limit_reached and self.quota is not None and self.quota.reached:
+            farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
+            if farewell is not None:
+                message = protocol.error_message(farewell.code, farewell.message, fatal=True)
+                if farewell is self._limit_reached and self.quota is not None and self.quota.reached:
                     message = self.quota.reached.browser_message("error")
                 await _quietly(link.send_json(message))
-            await _quietly(link.close_with(self.failure.close_code if self.failure else CLOSE_NORMAL))
+            await _quietly(link.close_with(farewell.close_code if farewell else CLOSE_NORMAL))
         for task in list(self._tasks):
             if task is not asyncio.current_task():
                 task.cancel()
@@ -267,6 +286,11 @@ class LiveConversation:
         if recorder is not None:
             recorder.abandon()
         await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
+
+    async def ended_by_staff(self, staff: str) -> None:
+        """Staff ended the conversation (or suspended its user): cut a running reply as Stop does, store it, say so."""
+        logger.info("Conversation %s is being ended by staff member %s", self.conversation_id, staff or "(unknown)")
+        await self.end(by="staff")
 
     # --- Browser side ----------------------------------------------------------------------------
 

@@ -118,6 +118,9 @@ class ConversationEnded:
 
     failed: bool = False
     error: str = ""
+    # Who ended it: "user" (Stop, logout, or the browser left for good), "staff" (End on the live list, or
+    # the user was suspended) or "system" (a failure, or the server stopping).
+    ended_by: str = "user"
 
 
 JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,

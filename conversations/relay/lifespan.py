@@ -23,7 +23,7 @@ async def end_all_live_conversations(timeout: float = SHUTDOWN_TIMEOUT_S) -> int
     live = live_conversations.all()
     if live:
         logger.info("Server stopping: ending %d live conversation(s)", len(live))
-        done, pending = await asyncio.wait([asyncio.ensure_future(c.end()) for c in live], timeout=timeout)
+        done, pending = await asyncio.wait([asyncio.ensure_future(c.end(by="system")) for c in live], timeout=timeout)
         for task in pending:
             task.cancel()
         if pending:

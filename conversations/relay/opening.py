@@ -96,6 +96,7 @@ def _launch(
     live = LiveConversation(
         conversation_id=conversation_id,
         owner_id=user.pk,
+        owner_name=user.get_username(),
         target=target,
         core=core,
         journal=Journal(conversation_id),

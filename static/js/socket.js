@@ -16,6 +16,7 @@ function closeMessages() {
     4001: gettext("You are not signed in any more. Sign in again, then press Start."),
     4004: gettext("That conversation does not exist, or it is not yours."),
     4410: gettext("This conversation was deleted in another window."),
+    4430: gettext("An administrator ended this conversation."),
     4400: gettext("The voice service refused the app's configuration. Ask an administrator to check the setup."),
     4401: gettext("The voice service refused the app's credentials. Ask an administrator to check the key."),
     4404: gettext("The voice service has no such deployment. Ask an administrator to check its name."),

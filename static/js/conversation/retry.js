@@ -29,7 +29,8 @@ export function closeOutcome(code) {
   if (code === 1008) return "refused";
   if (code === 4001) return "login";
   if (code === 4000) return "replaced";
-  if ([4004, 4400, 4401, 4404, 4410].includes(code)) return "fatal";
+  // 4430: an administrator ended the conversation; reconnecting would only undo that.
+  if ([4004, 4400, 4401, 4404, 4410, 4430].includes(code)) return "fatal";
   return "offer-start"; // 4429, 4502, and codes this page does not know.
 }
 
