@@ -58,13 +58,13 @@ def test_stopping_the_server_finalises_the_recording_and_ends_the_conversation(t
 
     assert close_code == 1012  # "service restart": the page reconnects and continues
     with sqlite3.connect(db) as con:
-        status, ended_at = con.execute("SELECT status, ended_at FROM conversations_conversation WHERE id = ?",
+        status, ended_at, ended_by = con.execute("SELECT status, ended_at, ended_by FROM conversations_conversation WHERE id = ?",
                                        (conversation_id.replace("-", ""),)).fetchone()
         chunks = con.execute("SELECT file, start_ms, duration_ms FROM conversations_recordingchunk "
                              "WHERE conversation_id = ? ORDER BY seq", (conversation_id.replace("-", ""),)).fetchall()
         roles = [r for (r,) in con.execute("SELECT role FROM conversations_turn WHERE conversation_id = ? "
                                            "ORDER BY position", (conversation_id.replace("-", ""),))]
-    assert status == "ended" and ended_at is not None
+    assert status == "ended" and ended_at is not None and ended_by == "system"
     assert roles[:2] == ["user", "assistant"]
     # Everything up to the stop is in the recording, not just the chunks written before it.
     assert abs(sum(d for _, _, d in chunks) - sent_ms) <= 200
