@@ -8,6 +8,12 @@ import pytest_asyncio
 pytest_plugins = ["tests.browser_fixtures"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def app_loaded():
+    """Load the ASGI app before any test: loading it configures logging, which would drop a test's `caplog` handler."""
+    import voiceapp.asgi  # noqa: F401,PLC0415
+
+
 @pytest.fixture(autouse=True)
 def default_language():
     """Leave the interface language as every test found it: a request in Spanish must not make the next test's messages Spanish."""
