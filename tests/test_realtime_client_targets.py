@@ -154,3 +154,17 @@ def test_only_a_preview_api_version_selects_the_preview_dialect(version):
     assert target.dialect == PREVIEW
     assert target.url.startswith("wss://r.openai.azure.com/openai/realtime?api-version=")
     assert version.strip() in target.url
+
+
+@pytest.mark.parametrize(("header", "body", "wait"), [
+    ("7", "", 7.0),
+    (None, '{"error":{"code":"429","message":"Requests to the Realtime operation have exceeded the rate limit of '
+     'your current pricing tier. Please retry after 12 seconds."}}', 12.0),
+    (None, "Please retry after 1 second.", 1.0),
+    ("Wed, 21 Oct 2026 07:28:00 GMT", "Please retry after 4 seconds.", 4.0),
+    (None, "Too many requests", None),
+])
+def test_a_429_wait_is_read_from_retry_after_or_from_the_message(header, body, wait):
+    from conversations.realtime.client import retry_after
+
+    assert retry_after(header, body) == wait

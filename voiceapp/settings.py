@@ -273,6 +273,14 @@ if min(LIMIT_CONCURRENT_CONVERSATIONS, LIMIT_NEW_CONVERSATIONS_PER_HOUR, LIMIT_A
     raise ImproperlyConfigured("LIMIT_* settings must be 0 (unlimited) or more.")
 # Where the limit counters' keys start in Redis (tests give each test its own).
 LIMIT_KEY_PREFIX: str = env.str("CACHE_KEY_PREFIX", default="voiceapp") + ":limits:"
+# Protecting the deployment (conversations/capacity.py): at most this many conversations use the realtime
+# deployment at once, across every worker (0: unlimited); beyond it Start is told "busy, try again in N s",
+# N about DEPLOYMENT_BUSY_RETRY_SECONDS (±25%). Slots and the cool-down after a 429 share the limits' store.
+DEPLOYMENT_MAX_SESSIONS: int = env.int("DEPLOYMENT_MAX_SESSIONS", default=0)
+DEPLOYMENT_BUSY_RETRY_SECONDS: float = env.float("DEPLOYMENT_BUSY_RETRY_SECONDS", default=15.0)
+if DEPLOYMENT_MAX_SESSIONS < 0 or DEPLOYMENT_BUSY_RETRY_SECONDS < 1:
+    raise ImproperlyConfigured("DEPLOYMENT_MAX_SESSIONS must be 0 (unlimited) or more, and "
+                               "DEPLOYMENT_BUSY_RETRY_SECONDS at least 1.")
 
 IMPORT_MAX_BYTES: int = env.int("IMPORT_MAX_BYTES", default=10 * 1024 * 1024)
 

@@ -8,6 +8,7 @@ import asyncio
 import binascii
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -44,10 +45,12 @@ class RealtimeTarget:
 class UpstreamError(Exception):
     """The upstream realtime session could not be opened or ended abnormally."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str = "") -> None:
+    def __init__(self, message: str, *, status: int | None = None, detail: str = "",
+                 retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s  # a 429's wait, when the service named one
 
 
 class UpstreamRejected(UpstreamError):
@@ -56,6 +59,22 @@ class UpstreamRejected(UpstreamError):
 
 class UpstreamUnavailable(UpstreamError):
     """The service could not be reached in time, or the connection dropped."""
+
+
+_RETRY_AFTER_TEXT = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
+
+
+def retry_after(header: str | None, body: str) -> float | None:
+    """The wait a 429 names: its `retry-after` header (seconds), else "retry after N seconds" in its message."""
+    if header:
+        try:
+            seconds = float(header.strip())
+        except ValueError:
+            seconds = -1.0  # an HTTP date: Azure sends seconds; fall back to the message
+        if seconds >= 0:
+            return seconds
+    match = _RETRY_AFTER_TEXT.search(body or "")
+    return float(match.group(1)) if match else None
 
 
 def _ws_base(endpoint: str) -> tuple[str, str]:
@@ -190,7 +209,9 @@ class RealtimeConnection:
         except InvalidStatus as exc:
             status = exc.response.status_code
             body = exc.response.body.decode("utf-8", "replace")[:500] if exc.response.body else ""
-            raise UpstreamRejected(f"Handshake refused with HTTP {status}", status=status, detail=body) from exc
+            wait = retry_after(exc.response.headers.get("retry-after"), body) if status == 429 else None
+            raise UpstreamRejected(f"Handshake refused with HTTP {status}", status=status, detail=body,
+                                   retry_after_s=wait) from exc
         except InvalidURI as exc:
             raise UpstreamError(f"Invalid realtime URL: {exc}") from exc
         except (OSError, TimeoutError, asyncio.TimeoutError) as exc:

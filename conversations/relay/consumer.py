@@ -18,8 +18,10 @@ from django.conf import settings
 
 from ..realtime import protocol
 from ..realtime.protocol import MAX_AUDIO_FRAME_BYTES, BrowserMessageError
+from .admission import DeploymentBusy
 from .conversation import LiveConversation
 from .failures import (
+    CLOSE_BUSY,
     CLOSE_NORMAL,
     CLOSE_NOT_FOUND,
     CLOSE_POLICY,
@@ -110,6 +112,10 @@ class TalkConsumer(AsyncWebsocketConsumer):
         except LimitReached as exc:  # the reason and when it resets, shown on the page
             await self.send_json(exc.verdict.browser_message("error"))
             await self.close(code=CLOSE_THROTTLED)
+            return
+        except DeploymentBusy as exc:  # the deployment is full or cooling down: "try again in N s"
+            await self.send_json(exc.busy.browser_message())
+            await self.close(code=CLOSE_BUSY)
             return
         except Exception:  # noqa: BLE001 - the user gets plain words, the log gets the trace
             logger.exception("Could not start a conversation")

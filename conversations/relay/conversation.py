@@ -52,6 +52,7 @@ from .failures import (
     CLOSE_SERVER_ERROR,
     CLOSE_THROTTLED,
     CLOSE_UPSTREAM_UNAVAILABLE,
+    DEFAULT_RETRY_AFTER_S,
     Failure,
     upstream_failure,
 )
@@ -137,6 +138,7 @@ class LiveConversation:
         new_recorder: Callable[[int, int], Recorder] | None = None,
         recording_place: tuple[int, int] = (0, 0),
         quota: Any = None,
+        slot: Any = None,
     ) -> None:
         self.conversation_id = str(conversation_id)
         self.owner_id = owner_id
@@ -174,6 +176,9 @@ class LiveConversation:
         self._timeline: Timeline | None = None
         self.quota = quota  # relay/quota.py's ConversationQuota, or None (no limits, as in tests of the core)
         self._limit_reached: Failure | None = None  # a limit was reached: end once the current reply is done
+        # relay/admission.py's DeploymentSlot, or None: this conversation's share of the deployment's sessions.
+        # A rollover's second session uses the same slot (it lasts seconds and the conversation was admitted).
+        self.slot = slot
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
                             on_end_by_staff=self.ended_by_staff)
         self._listing: live_registry.LiveEntry | None = None
@@ -192,6 +197,8 @@ class LiveConversation:
         self._listing = live_registry.heartbeat().add(
             conversation_id=self.conversation_id, user_id=self.owner_id, username=self.owner_name,
             deployment=self.target.deployment)
+        if self.slot is not None:
+            self.slot.start()
         self._supervisor = asyncio.create_task(self._supervise(), name=f"relay-{self.conversation_id}")
 
     async def attach(self, link: BrowserLink, *, mode: str) -> None:
@@ -253,6 +260,8 @@ class LiveConversation:
             self._count(op)
         if self.quota is not None:
             await self.quota.close()
+        if self.slot is not None:
+            await self.slot.close()
         # A limit ends a conversation that went well: stored as ended (by the system), with the reason.
         failed = self.failure is not None and self.failure is not self._limit_reached
         ended_by = "system" if self.failure is not None else by
@@ -269,6 +278,8 @@ class LiveConversation:
             farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
             if farewell is not None:
                 message = protocol.error_message(farewell.code, farewell.message, fatal=True)
+                if farewell.retry_after_s is not None:
+                    message["retry_after_s"] = farewell.retry_after_s
                 if farewell is self._limit_reached and self.quota is not None and self.quota.reached:
                     message = self.quota.reached.browser_message("error")
                 await _quietly(link.send_json(message))
@@ -369,9 +380,14 @@ class LiveConversation:
 
     async def _open(self) -> tuple[RealtimeConnection, SessionFacts]:
         """Open a session, wait until it confirms our settings, and seed it with the conversation so far."""
-        conn = await RealtimeConnection.open(
-            self.target, token_provider=self.token_provider, timeout=self.timing.connect_timeout_s
-        )
+        try:
+            conn = await RealtimeConnection.open(
+                self.target, token_provider=self.token_provider, timeout=self.timing.connect_timeout_s
+            )
+        except UpstreamRejected as exc:
+            if exc.status == 429 and self.slot is not None:  # over the deployment's quota: slow admission down
+                self.slot.throttled(exc.retry_after_s if exc.retry_after_s is not None else DEFAULT_RETRY_AFTER_S)
+            raise
         try:
             facts, effects = self.core.open_session()
             await self._carry_out(effects, conn)
@@ -492,6 +508,8 @@ class LiveConversation:
                             if start_ms is not None:
                                 self.journal.put(TurnRecorded(item_id, start_ms))
                     continue
+                if kind == "rate_limits.updated" and self.slot is not None:  # rare: once per response
+                    self.slot.rate_limits(event)
                 if kind == "input_audio_buffer.speech_started" and self._timeline is not None:
                     item_id, start = event.get("item_id"), event.get("audio_start_ms")
                     if type(item_id) is str and type(start) is int:
@@ -513,6 +531,9 @@ class LiveConversation:
         last: UpstreamError | None = None
         for attempt, delay in enumerate(delays[self._failed_reconnects:], start=self._failed_reconnects + 1):
             self._failed_reconnects = attempt
+            if isinstance(last, UpstreamRejected) and last.status == 429:
+                # The service said how long it needs: retrying sooner only earns another 429.
+                delay = max(delay, last.retry_after_s if last.retry_after_s is not None else DEFAULT_RETRY_AFTER_S)
             await self._to_browser({"type": "reconnecting", "attempt": attempt, "delay_ms": int(delay * 1000)})
             await asyncio.sleep(delay)
             try:

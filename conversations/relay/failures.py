@@ -1,6 +1,7 @@
 """Plain words for upstream failures: what the user sees, what staff see, and the close code."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..realtime.client import UpstreamError, UpstreamRejected
@@ -17,6 +18,9 @@ CLOSE_UPSTREAM_AUTH = 4401
 CLOSE_UPSTREAM_NOT_FOUND = 4404
 CLOSE_THROTTLED = 4429
 CLOSE_UPSTREAM_UNAVAILABLE = 4502
+CLOSE_BUSY = 4503  # the deployment is full or cooling down: try again in `retry_after_s`
+# The wait to tell the user after a 429 that named none.
+DEFAULT_RETRY_AFTER_S = 30
 CLOSE_SERVER_ERROR = 1011
 
 
@@ -27,6 +31,7 @@ class Failure:
     code: str
     message: str
     close_code: int
+    retry_after_s: int | None = None  # busy: when trying again makes sense
 
 
 def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False) -> Failure:
@@ -60,11 +65,8 @@ def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False
                 CLOSE_UPSTREAM_CONFIG,
             )
         if exc.status == 429:
-            return Failure(
-                "upstream_busy",
-                "The voice service is busy right now. Please try again in a minute.",
-                CLOSE_THROTTLED,
-            )
+            wait = max(1, math.ceil(exc.retry_after_s)) if exc.retry_after_s is not None else DEFAULT_RETRY_AFTER_S
+            return Failure("busy", f"The voice service is busy right now; try again in {wait} s.", CLOSE_BUSY, wait)
     return Failure(
         "upstream_unavailable",
         "The connection to the voice service was lost or could not be made. Please try again in a moment.",

@@ -13,6 +13,7 @@ from ..journal import Journal
 from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
 from ..upstream import resolve_target, token_provider_for
+from .admission import DeploymentSlot, admit_deployment
 from .conversation import LiveConversation, Timing, load_preferences
 from .quota import ConversationQuota, admit
 from .registry import live_conversations
@@ -52,26 +53,45 @@ async def _start(user: Any) -> LiveConversation:
     target = await resolve_target()
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
-    quota = await admit(user, new=True)  # raises LimitReached: nothing is stored for a refused start
+    # The deployment first: a start it refuses must not use up one of the user's new conversations.
+    slot = await admit_deployment(target)  # raises DeploymentBusy
+    quota = None
     try:
+        quota = await admit(user, new=True)  # raises LimitReached: nothing is stored for a refused start
         conversation = await database_sync_to_async(services.conversation_start)(
             user=user, provider=target.provider, deployment=target.deployment, dialect=target.dialect,
             settings=config.as_dict(),
         )
     except BaseException:
-        await quota.close()
+        if quota is not None:
+            await quota.close()
+        await slot.close()
         raise
     core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
                      seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
-    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota)
+    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota, slot=slot)
 
 
 async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
-    quota = await admit(user, new=False)  # a continued conversation counts as live, not as a new one
     target = await resolve_target()
+    slot = await admit_deployment(target)  # raises DeploymentBusy
+    try:
+        quota = await admit(user, new=False)  # a continued conversation counts as live, not as a new one
+    except BaseException:
+        await slot.close()
+        raise
+    try:
+        return await _resume(user, stored, target, quota, slot)
+    except BaseException:
+        await quota.close()
+        await slot.close()
+        raise
+
+
+async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot) -> LiveConversation:
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
@@ -86,12 +106,13 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     # New turns go on in the same recording, after what it holds.
     place = await database_sync_to_async(selectors.recording_next_place)(conversation_id=stored.id)
     return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place,
-                   quota=quota)
+                   quota=quota, slot=slot)
 
 
 def _launch(
     conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool, record: bool,
     recording_place: tuple[int, int] = (0, 0), quota: ConversationQuota | None = None,
+    slot: DeploymentSlot | None = None,
 ) -> LiveConversation:
     live = LiveConversation(
         conversation_id=conversation_id,
@@ -107,6 +128,7 @@ def _launch(
         new_recorder=recorder_factory(conversation_id),
         recording_place=recording_place,
         quota=quota,
+        slot=slot,
     )
     live.start(record=record)
     return live

@@ -22,6 +22,7 @@ function closeMessages() {
     4404: gettext("The voice service has no such deployment. Ask an administrator to check its name."),
     4429: gettext("The voice service is busy or over its quota. Wait a minute, then press Start again."),
     4502: gettext("The voice service could not be reached or dropped the session. Press Start to try again."),
+    4503: gettext("The voice service is busy right now. Wait a little, then press Start to try again."),
   };
 }
 

@@ -103,7 +103,7 @@ test("it gives up after the last attempt and says whether the server was ever re
   assert.equal(sockets.length, 7);
 });
 
-for (const code of [1000, 4000, 4001, 4004, 4400, 4401, 4404, 4429, 4502]) {
+for (const code of [1000, 4000, 4001, 4004, 4400, 4401, 4404, 4429, 4502, 4503]) {
   test(`close code ${code} is never retried`, () => {
     const { client, sockets, states, timers } = setup();
     client.start();

@@ -7,7 +7,7 @@ import {
 
 test("only 1001, 1006, 1011 and 1012 are retried", () => {
   for (const code of [1001, 1006, 1011, 1012]) assert.equal(shouldRetry(code), true, code);
-  for (const code of [1000, 4000, 4001, 4004, 4400, 4401, 4404, 4410, 4430, 4429, 4502, 1008, 4999]) {
+  for (const code of [1000, 4000, 4001, 4004, 4400, 4401, 4404, 4410, 4430, 4429, 4502, 4503, 1008, 4999]) {
     assert.equal(shouldRetry(code), false, code);
   }
 });
@@ -18,6 +18,7 @@ test("each close code leads to the documented outcome", () => {
   assert.equal(closeOutcome(4000), "replaced");
   for (const code of [4004, 4400, 4401, 4404, 4410, 4430]) assert.equal(closeOutcome(code), "fatal");
   for (const code of [4429, 4502, 4999]) assert.equal(closeOutcome(code), "offer-start");
+  assert.equal(closeOutcome(4503), "busy"); // the deployment is full or cooling down: try again in N s
 });
 
 test("1008 (the page sent faster than the server allows) is final: no reconnect, no continuing", () => {

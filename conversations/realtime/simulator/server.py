@@ -48,7 +48,7 @@ _REFUSAL_MESSAGES = {
     429: (
         "429",
         "Requests to the Realtime operation have exceeded the rate limit of your current pricing "
-        "tier. Please retry after 1 second.",
+        "tier. Please retry after {n} second{s}.",
     ),
     500: ("InternalServerError", "The server had an error while processing your request."),
     503: (
@@ -96,19 +96,26 @@ class Rejection:
 class _Refused(Exception):
     """Raised while routing a handshake that must be answered with an HTTP error."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         super().__init__(status)
-        self.status, self.body = status, body
+        self.status, self.body, self.headers = status, body, headers or {}
 
 
 def _azure_error(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
-def _refusal(status: int) -> _Refused:
-    """A deliberate refusal (reject_status, refuse_next) with the service's body for that status."""
+def _refusal(status: int, retry_after_s: int | None = None) -> _Refused:
+    """A deliberate refusal (reject_status, refuse_next) with the service's body for that status.
+
+    Azure's 429 names the wait in its message and in a `retry-after` header (seconds).
+    """
     code, message = _REFUSAL_MESSAGES.get(status, (str(status), "Simulated rejection."))
-    return _Refused(status, _azure_error(code, message))
+    if status != 429:
+        return _Refused(status, _azure_error(code, message))
+    n = 1 if retry_after_s is None else retry_after_s
+    return _Refused(status, _azure_error(code, message.format(n=n, s="" if n == 1 else "s")),
+                    {"retry-after": str(n)})
 
 
 def _openai_error(code: str, message: str) -> dict[str, Any]:
@@ -178,7 +185,7 @@ class RealtimeSimulator:
         self.rejected: list[Rejection] = []
         self.validation_errors: list[tuple[str, SchemaError]] = []
         self.loop: asyncio.AbstractEventLoop | None = None  # the loop serving; for other threads
-        self._refusals: deque[int] = deque()
+        self._refusals: deque[tuple[int, int | None]] = deque()  # (status, retry-after seconds)
         self._routes: dict[ServerConnection, Route] = {}
         self._server: Server | None = None
         self._host = "127.0.0.1"
@@ -238,9 +245,12 @@ class RealtimeSimulator:
             raise ValueError(f"unknown response outcomes {unknown}; use {sorted(RESPONSE_OUTCOMES)}")
         self.options.response_outcomes.extend(queued)  # one atomic extend: safe from any thread
 
-    def refuse_next(self, status: int, n: int = 1) -> None:
-        """Refuse the next `n` handshakes with HTTP `status`, or with ABORT (1006) drop them unanswered."""
-        self._refusals.extend([status] * n)
+    def refuse_next(self, status: int, n: int = 1, *, retry_after_s: int | None = None) -> None:
+        """Refuse the next `n` handshakes with HTTP `status`, or with ABORT (1006) drop them unanswered.
+
+        A 429 says to retry after `retry_after_s` seconds (1 unless given), in its body and header.
+        """
+        self._refusals.extend([(status, retry_after_s)] * n)
 
     async def inject_server_error(self, index: int | None = None, message: str | None = None) -> int:
         """Send the service's mid-session `server_error` (code null); the sessions stay open."""
@@ -300,10 +310,10 @@ class RealtimeSimulator:
         """Route and authenticate the handshake, answering errors with the service's JSON bodies."""
         try:
             if self._refusals:
-                status = self._refusals.popleft()
+                status, retry_after_s = self._refusals.popleft()
                 if status == ABORT:
                     return await self._abort_handshake(connection, request)
-                raise _refusal(status)
+                raise _refusal(status, retry_after_s)
             if self.reject_status is not None:
                 raise _refusal(self.reject_status)
             route = self._route(request)
@@ -331,6 +341,8 @@ class RealtimeSimulator:
             response = connection.respond(refusal.status, json.dumps(refusal.body) + "\n")
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = "application/json"
+            for name, value in refusal.headers.items():
+                response.headers[name] = value
             return response
         self._routes[connection] = route
         return None

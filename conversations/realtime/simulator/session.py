@@ -53,6 +53,8 @@ class Options:
     transcription_failures: int = 0  # the next N transcriptions fail, in whichever session
     response_outcomes: deque[str] = field(default_factory=deque)  # one is used per response
     reject_session_update_param: str | None = None
+    # What `rate_limits.updated` reports (the service's list of requests/tokens limits); None: generous.
+    rate_limits: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -674,7 +676,7 @@ class SimulatedSession:
             )
 
         await self.send({"type": "response.created", "response": response("in_progress", [])})
-        await self.send({"type": "rate_limits.updated", "rate_limits": _rate_limits()})
+        await self.send({"type": "rate_limits.updated", "rate_limits": self.options.rate_limits or _rate_limits()})
         if run.cancel_reason:
             await self._finish(run, response, history, None, "")
             return

@@ -20,8 +20,9 @@ export const JITTER = 0.25;
  * "retry" (resume on a new socket), "ended" (the user stopped), "login" (signed out),
  * "replaced" (another tab took the conversation), "fatal" (a setup problem retrying cannot fix),
  * "refused" (the page sent faster than the server allows: the server ended the conversation, and
- * the page neither reconnects nor continues it), "offer-start" (transient upstream trouble: the user
- * may press Start again).
+ * the page neither reconnects nor continues it), "busy" (the voice service is full or slowing down: the
+ * server's `error` says "try again in N s" and Start continues the conversation), "offer-start"
+ * (transient upstream trouble: the user may press Start again).
  */
 export function closeOutcome(code) {
   if (RETRY_CODES.includes(code)) return "retry";
@@ -29,6 +30,7 @@ export function closeOutcome(code) {
   if (code === 1008) return "refused";
   if (code === 4001) return "login";
   if (code === 4000) return "replaced";
+  if (code === 4503) return "busy";
   // 4430: an administrator ended the conversation; reconnecting would only undo that.
   if ([4004, 4400, 4401, 4404, 4410, 4430].includes(code)) return "fatal";
   return "offer-start"; // 4429, 4502, and codes this page does not know.
