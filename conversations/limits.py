@@ -180,6 +180,29 @@ def describe(limit: str, limits: Limits, now: datetime, tz: ZoneInfo, *, reached
                    resets)
 
 
+def usage_summary(limits: Limits, totals: Totals, now: datetime, tz: ZoneInfo) -> dict[str, Any]:
+    """Today's and this month's use against the windowed limits, as the talk page's meter shows it.
+
+    Costs are decimal strings to the millionth, as stored; a limit of None is unlimited.
+    """
+    day, month = day_window(now, tz), month_window(now, tz)
+
+    def usd(value: Decimal | None) -> str | None:
+        return None if value is None else f"{Decimal(value):.6f}"
+
+    return {
+        "today": {"audio_minutes": round(totals.audio_ms_today / 60_000, 3), "cost_usd": usd(totals.cost_today)},
+        "month": {"cost_usd": usd(totals.cost_month)},
+        "limits": {
+            "audio_minutes_per_day": None if limits.audio_minutes_per_day is None
+            else float(limits.audio_minutes_per_day),
+            "cost_per_day_usd": usd(limits.cost_per_day_usd),
+            "cost_per_month_usd": usd(limits.cost_per_month_usd),
+        },
+        "resets_at": {"day": day.end.isoformat(), "month": month.end.isoformat()},
+    }
+
+
 def over_budget(limits: Limits, totals: Totals, now: datetime, tz: ZoneInfo) -> Verdict | None:
     """The first windowed limit already reached, for refusing a start; None when all have room."""
     for limit, share in levels(limits, totals).items():

@@ -685,6 +685,8 @@ class LiveConversation:
             "resumed": self.attach_mode == "resumed",
             "continued": self.attach_mode == "continued",
             "recording": self.recorder is not None,
+            # Today's use against the owner's limits, for the meter (None: limits are not counted here).
+            "usage": self.quota.summary() if self.quota is not None else None,
         }
 
     def _failure_of(self, exc: UpstreamError) -> Failure:

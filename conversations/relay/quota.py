@@ -30,6 +30,7 @@ from ..limits import (
     too_long,
     too_many_live,
     too_many_new,
+    usage_summary,
 )
 from ..pricing import Price, estimate
 from .effects import TurnAudio, UsageRecorded
@@ -65,7 +66,8 @@ async def admit(user: Any, *, new: bool) -> ConversationQuota:
     """Check a user's limits before a conversation starts (or continues); raise LimitReached to refuse it."""
     store, now = limit_store(), datetime.now(timezone.utc)
     limits = await database_sync_to_async(selectors_limits.limits_for_user)(user_id=user.pk)
-    verdict = over_budget(limits, await user_totals(store, user.pk, now), now, store.tz)
+    totals = await user_totals(store, user.pk, now)
+    verdict = over_budget(limits, totals, now, store.tz)
     if verdict is not None:
         raise LimitReached(verdict)
     slot = uuid.uuid4().hex
@@ -77,7 +79,7 @@ async def admit(user: Any, *, new: bool) -> ConversationQuota:
             await store.release(user.pk, slot)
             raise LimitReached(too_many_new(limits, resets_at, now, store.tz))
     prices = await database_sync_to_async(selectors.price_list)()
-    return ConversationQuota(store=store, user_id=user.pk, slot=slot, limits=limits, prices=prices)
+    return ConversationQuota(store=store, user_id=user.pk, slot=slot, limits=limits, prices=prices, totals=totals)
 
 
 class ConversationQuota:
@@ -87,8 +89,13 @@ class ConversationQuota:
     costs is computed here from the price rows read once at Start, the same way the ledger computes it.
     """
 
-    def __init__(self, *, store: LimitStore, user_id: Any, slot: str, limits: Limits, prices: Sequence[Price]) -> None:
+    def __init__(self, *, store: LimitStore, user_id: Any, slot: str, limits: Limits, prices: Sequence[Price],
+                 totals: Totals | None = None) -> None:
         self.store, self.user_id, self.slot, self.limits, self.prices = store, user_id, slot, limits, prices
+        self.totals = totals or Totals()  # the owner's latest totals, for `ready` and the meter
+        # Counts go to the store one at a time, in the order they were made, so the totals reported
+        # after a reply include every count made before it (asyncio.Lock wakes waiters in order).
+        self._counting = asyncio.Lock()
         self.deployment = ""
         self.warned: set[str] = set()
         self.reached: Verdict | None = None
@@ -101,7 +108,10 @@ class ConversationQuota:
 
     def start(self, *, deployment: str, warn: Callable[[dict[str, Any]], Awaitable[None]],
               stop: Callable[[Verdict], Awaitable[None]]) -> None:
-        """Start the heartbeat that keeps the slot and the longest-conversation timers."""
+        """Start the heartbeat that keeps the slot and the longest-conversation timers.
+
+        `warn` sends a message to the page: the warnings, and the `usage` message after each reply.
+        """
         self.deployment, self._warn, self._stop = deployment, warn, stop
         self._spawn(self._heartbeat())
         minutes = self.limits.max_conversation_minutes
@@ -122,8 +132,12 @@ class ConversationQuota:
             return
         cost = estimate(effect.usage, model=effect.model, deployment=self.deployment, prices=self.prices,
                         deployment_models=settings.REALTIME_DEPLOYMENT_MODELS).usd
-        if cost:
-            self._spawn(self._add(cost=cost))
+        # A reply's usage comes once, at its end: counted (even when free) and then reported to the meter.
+        self._spawn(self._add(cost=cost or Decimal(0), report=True))
+
+    def summary(self) -> dict[str, Any]:
+        """The owner's use today and this month against their limits (the `usage` message without its type)."""
+        return usage_summary(self.limits, self.totals, datetime.now(timezone.utc), self.store.tz)
 
     async def close(self) -> None:
         """Stop counting and free the slot (the conversation ended)."""
@@ -144,14 +158,19 @@ class ConversationQuota:
             logger.warning("Could not free the live slot of user %s; it expires on its own", self.user_id,
                            exc_info=True)
 
-    async def _add(self, *, audio_ms: int = 0, cost: Decimal = Decimal(0)) -> None:
+    async def _add(self, *, audio_ms: int = 0, cost: Decimal = Decimal(0), report: bool = False) -> None:
         try:
-            totals = await self.store.add(self.user_id, audio_ms=audio_ms, cost=cost, now=datetime.now(timezone.utc))
+            async with self._counting:
+                totals = await self.store.add(self.user_id, audio_ms=audio_ms, cost=cost,
+                                              now=datetime.now(timezone.utc))
         except Exception:  # noqa: BLE001 - Redis away: the ledger still has it, a rebuild restores the counters
             logger.warning("Could not count usage of user %s towards their limits", self.user_id, exc_info=True)
             return
+        self.totals = totals
         if self._closed:
             return
+        if report and self._warn is not None:
+            await self._warn({"type": "usage", **self.summary()})
         now = datetime.now(timezone.utc)
         for limit, share in levels(self.limits, totals).items():
             if share >= 1.0:

@@ -8,7 +8,9 @@ import { PushToTalk } from "./ptt.js";
 import { SettingsPanel } from "./settings-panel.js";
 import { audioSupport, browserAudioFeatures } from "./conversation/capability.js";
 import { ConversationClient } from "./conversation/client.js";
+import { gateDelay, limitRefusal, outcomeAfterClose, refusalText, startGate } from "./conversation/limit-refusal.js";
 import { recordingAfter } from "./conversation/recording.js";
+import { isHigh, meterRows } from "./conversation/usage-meter.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
 
@@ -25,6 +27,7 @@ const assistantVoice = document.getElementById("assistant-voice");
 const textForm = document.getElementById("text-form");
 const textInput = document.getElementById("text-input");
 const settingsForm = document.getElementById("settings-form");
+const usageMeter = document.getElementById("usage-meter");
 const transcript = new Transcript(document.getElementById("transcript"));
 const meter = new LevelMeter(document.getElementById("level"));
 
@@ -48,6 +51,9 @@ const app = {
   dropSocket: () => session?.client?.dropSocket(),
   /** The current conversation's bubbles as {itemId, role, text}. */
   transcriptItems: () => transcript.items(),
+  /** The last limit refusal ({limit, message, resetsAt}) and until when Start waits for it (or null). */
+  limit: null,
+  startBlockedUntil: null,
 };
 window.voiceApp = app;
 
@@ -90,7 +96,7 @@ function showRecording(recording) {
 
 /** Enables Start or Stop, whichever makes sense now; typing waits for `ready`. */
 function setRunning(running) {
-  startButton.disabled = running || !support.ok;
+  startButton.disabled = running || !support.ok || Boolean(app.startBlockedUntil);
   stopButton.disabled = !running;
   if (!running) setTextEnabled(false);
 }
@@ -339,6 +345,10 @@ function onClientState(s, change) {
 
 /** The socket closed for good: say why in plain words, and let Start continue the conversation where that helps. */
 function onFailed(s, change) {
+  if (outcomeAfterClose(change.code, s.limitRefusal) === "limit") {
+    onLimit(s, s.limitRefusal);
+    return;
+  }
   if (change.outcome === "login") {
     finish(s, "error", change.message);
     goToLogin();
@@ -357,6 +367,57 @@ function onFailed(s, change) {
   finish(s, "error", message);
   if (continuable) continueId = app.conversationId;
   if (gone) forgetConversation();
+}
+
+/**
+ * A limit refused the start or ended the conversation: say which and when it resets in local time, never
+ * reconnect, and keep Start disabled until then when pressing it could only be refused again.
+ */
+function onLimit(s, refusal) {
+  const now = new Date();
+  const language = document.documentElement.lang || undefined;
+  app.limit = refusal;
+  const gate = startGate(refusal, now);
+  app.startBlockedUntil = gate.until;
+  finish(s, "error", refusalText(refusal, now, { locale: language }));
+  // A conversation that ran is stored: once Start works again it continues it, as after any 4429.
+  if (app.conversationId) continueId = app.conversationId;
+  clearTimeout(startGateTimer);
+  const delay = gateDelay(gate, now);
+  if (delay !== null) startGateTimer = setTimeout(() => liftStartGate(refusal), delay);
+}
+
+let startGateTimer = null;
+
+/** The limit's window has ended (or setTimeout's longest wait): enable Start again if the reset has come. */
+function liftStartGate(refusal) {
+  const gate = startGate(refusal, new Date());
+  if (gate.disabled) { // setTimeout cannot wait a whole month: wait again.
+    startGateTimer = setTimeout(() => liftStartGate(refusal), gateDelay(gate, new Date()));
+    return;
+  }
+  app.startBlockedUntil = null;
+  if (!session) {
+    setRunning(false);
+    showError("");
+  }
+}
+
+/** Shows today's use against the limits (from `ready` or `usage`); words by textContent, one bar per limit. */
+function showUsage(usage) {
+  const rows = meterRows(usage, document.documentElement.lang || "en");
+  if (!usageMeter || !rows.length) return;
+  app.usage = usage;
+  for (const row of rows) {
+    const element = usageMeter.querySelector(`[data-dimension="${row.dimension}"]`);
+    if (!element) continue;
+    element.querySelector(".usage-text").textContent = row.text;
+    const bar = element.querySelector("meter");
+    bar.hidden = row.share === null;
+    bar.value = row.share ?? 0;
+    element.dataset.high = String(isHigh(row));
+  }
+  usageMeter.hidden = false;
 }
 
 /** Takes a conversation that no longer exists out of the address bar, so a reload does not ask for it. */
@@ -404,6 +465,10 @@ function onMessage(s, msg) {
       rememberConversation(msg.conversation_id);
       if (msg.settings) app.settings = msg.settings;
       if (msg.continued) showNotice(gettext("Continuing the conversation: the assistant remembers what was said."));
+      if (msg.usage) showUsage(msg.usage);
+      break;
+    case "usage":
+      showUsage(msg);
       break;
     case "settings_applied":
       if (msg.settings) app.settings = msg.settings;
@@ -444,6 +509,7 @@ function onMessage(s, msg) {
       break;
     case "error":
       app.lastError = { code: msg.code, message: msg.message, fatal: Boolean(msg.fatal) };
+      s.limitRefusal = limitRefusal(msg) ?? s.limitRefusal; // the 4429 that follows is a limit, not a busy service
       showError(msg.message || gettext("Something went wrong."));
       if (msg.fatal) { s.fatal = true; status.set("error"); }
       else if (status.state === "thinking" && !s.player.status.active) status.set("listening"); // e.g. too_short.
