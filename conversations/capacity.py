@@ -82,7 +82,9 @@ def full_wait(base_s: float, rng: random.Random | None = None) -> int:
 
 def cooling_wait(until: float, now: float) -> int:
     """Whole seconds left of a cool-down (at least 1)."""
-    return max(1, math.ceil(until - now))
+    # Less a millisecond: Redis's Lua prints the stored end with 14 significant digits, a few tens of
+    # microseconds off, which must not turn 12 s into 13.
+    return max(1, math.ceil(until - now - 0.001))
 
 
 def rate_limits_wait(rate_limits: Iterable[Any]) -> float | None:
