@@ -1,5 +1,6 @@
 """Limits through the whole ASGI app: refusals at Start with the reason, and a conversation ended by its audio limit."""
 import re
+
 import pytest
 from channels.db import database_sync_to_async
 
