@@ -97,3 +97,32 @@ async def end_live_conversations(transactional_db):
 
     for live in live_conversations.all():
         await live.end()
+
+
+@pytest_asyncio.fixture(params=["redis", "cache"])
+async def limit_store(request, limit_keys):
+    """The limits' store on real Redis (LIMITS_TEST_REDIS_URL, db 6) and on a cache; only this test's keys are removed."""
+    import os
+    from zoneinfo import ZoneInfo
+
+    import redis
+
+    from conversations.limits import LimitStore
+
+    url = os.environ.get("LIMITS_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
+    if request.param == "redis":
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+        except Exception:  # noqa: BLE001
+            pytest.skip(f"no Redis at {url}")
+        store = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), redis_url=url)
+    else:
+        from django.core.cache.backends.locmem import LocMemCache
+
+        store = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), cache=LocMemCache(limit_keys, {}))
+    yield store
+    if store.redis is not None:
+        keys = [k async for k in store.redis.scan_iter(match=limit_keys + "*")]
+        if keys:
+            await store.redis.delete(*keys)
+    await store.close()

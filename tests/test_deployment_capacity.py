@@ -1,45 +1,19 @@
 """The deployment's cap and cool-down: atomic in real Redis across concurrent claims, the same rules on the cache."""
 import asyncio
-import os
 import random
 import time
-from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 
 from conversations import capacity
 from conversations.capacity import Busy, DeploymentGate, full_wait, rate_limits_wait
-from conversations.limits import SLOT_TTL_S, LimitStore
-
-REDIS_URL = os.environ.get("LIMITS_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
+from conversations.limits import SLOT_TTL_S
 
 
-def _redis_up() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest_asyncio.fixture(params=["redis", "cache"])
-async def store(request, limit_keys):
-    if request.param == "redis":
-        if not _redis_up():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-        s = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), redis_url=REDIS_URL)
-    else:
-        from django.core.cache.backends.locmem import LocMemCache
-
-        s = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), cache=LocMemCache(limit_keys, {}))
-    yield s
-    if s.redis is not None:  # only this test's keys
-        keys = [k async for k in s.redis.scan_iter(match=limit_keys + "*")]
-        if keys:
-            await s.redis.delete(*keys)
-    await s.close()
+@pytest.fixture
+def store(limit_store):
+    """The limits' store, on real Redis and on the cache (tests/conftest.py)."""
+    return limit_store
 
 
 def _gate(store, deployment="gpt-realtime"):

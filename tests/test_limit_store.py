@@ -1,42 +1,20 @@
 """The limit counters: atomic across concurrent writers in real Redis, and the same rules on the cache without it."""
 import asyncio
-import os
 from datetime import datetime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 import pytest
-import pytest_asyncio
 
-from conversations.limits import LimitStore, Totals
+from conversations.limits import Totals
 
 pytestmark = pytest.mark.asyncio
-REDIS_URL = os.environ.get("LIMITS_TEST_REDIS_URL", "redis://127.0.0.1:6379/6")
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
-def _redis_up() -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping())
-    except Exception:  # noqa: BLE001
-        return False
-
-
-@pytest_asyncio.fixture(params=["redis", "cache"])
-async def store(request, limit_keys):
-    if request.param == "redis":
-        if not _redis_up():
-            pytest.skip(f"no Redis at {REDIS_URL}")
-        s = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), redis_url=REDIS_URL)
-    else:
-        from django.core.cache.backends.locmem import LocMemCache
-
-        s = LimitStore(prefix=limit_keys, tz=ZoneInfo("UTC"), cache=LocMemCache(limit_keys, {}))
-    yield s
-    await s.forget(7)
-    await s.close()
+@pytest.fixture
+def store(limit_store):
+    """The limits' store, on real Redis and on the cache (tests/conftest.py)."""
+    return limit_store
 
 
 async def test_a_user_not_in_the_store_has_no_totals_until_seeded(store):
