@@ -1,6 +1,6 @@
 """The limit counters: atomic across concurrent writers in real Redis, and the same rules on the cache without it."""
 import asyncio
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -8,7 +8,10 @@ import pytest
 from conversations.limits import Totals
 
 pytestmark = pytest.mark.asyncio
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+# Real Redis expires a window's keys at the window's real end, so the tests' clock must be in the future:
+# noon on the 2nd of next month (its next day is in the same month).
+_next_month = (datetime.now(timezone.utc).replace(day=1) + timedelta(days=32)).replace(day=1)
+NOW = _next_month.replace(day=2, hour=12, minute=0, second=0, microsecond=0)
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ async def test_concurrent_additions_are_all_counted_exactly(store):
 async def test_a_new_day_starts_from_zero_but_the_month_goes_on(store):
     await store.seed(7, Totals(), NOW)
     await store.add(7, audio_ms=100, cost=Decimal(1), now=NOW)
-    tomorrow = datetime(2026, 11, 26, 0, 0, 1, tzinfo=timezone.utc)
+    tomorrow = NOW.replace(day=3, hour=0, minute=0, second=1)
     totals = await store.add(7, audio_ms=1, cost=Decimal(1), now=tomorrow)
     assert totals == Totals(1, Decimal(1), Decimal(2))
 
