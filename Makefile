@@ -6,8 +6,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PG_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp
 REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
+PG_BROWSER_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp_browser
+REDIS_BROWSER_TEST_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run test test-postgres test-sqlite test-fast install migrate simulator clean bench check
+.PHONY: run test test-postgres test-browser test-sqlite test-fast install migrate simulator clean bench check
 
 # A local .env on first install: DEBUG with sign-up open and a generated SECRET_KEY, so
 # `manage.py` commands work as written outside make too. Never overwritten; .gitignore keeps it
@@ -40,18 +42,22 @@ check: install
 simulator: install
 	$(PY) manage.py realtime_simulator --port 8765
 
-# The whole suite on PostgreSQL and Redis (browser tests included) and, side by side with it, again on
-# the SQLite and in-memory defaults without the browser tests. The tests mostly wait on sockets and
-# timers rather than the CPU, so the two passes together take little longer than the first alone;
-# each pass's output is printed in one piece when it ends.
+# The whole suite: on PostgreSQL and Redis (the browser tests as a pass of their own, on a database and
+# Redis db of their own) and, side by side, again on the SQLite and in-memory defaults without the
+# browser tests. The tests mostly wait on sockets, timers and the browser rather than the CPU, so the
+# three passes together take little longer than the longest alone; each pass's output is printed in one
+# piece when it ends.
 test: install
-	@$(MAKE) --no-print-directory -j2 --output-sync=target test-postgres test-sqlite
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-postgres test-browser test-sqlite
 
 test-postgres: install
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q --durations=8 -m "not browser"
+
+test-browser: install
+	DATABASE_URL=$(PG_BROWSER_URL) REDIS_URL=$(REDIS_BROWSER_TEST_URL) $(PY) -m pytest -q --durations=8 -m browser
 
 test-sqlite: install
-	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q -m "not browser"
+	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q --durations=8 -m "not browser"
 
 test-fast: install
 	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q -m "not browser" -x
