@@ -72,10 +72,12 @@ def substitute(template: str, values: Mapping[str, str]) -> str:
 
 
 def upstream_block(sockets: list[Path]) -> str:
-    """The `upstream voiceapp_workers` block for workers listening on these unix sockets."""
+    """The upstreams for workers on these unix sockets: `voiceapp_workers` for requests, `voiceapp_sockets` for talk sockets."""
     servers = "".join(f"    server unix:{path} max_fails=1 fail_timeout=10s;\n" for path in sockets)
-    # The zone shares which workers are failing (and the round robin) between nginx's processes.
-    return f"upstream voiceapp_workers {{\n    zone voiceapp_workers 64k;\n{servers}    keepalive 32;\n}}\n"
+    # The zones share which workers are failing (and the round robin) between nginx's processes.
+    # deploy/nginx/upstream-docker.conf says why the sockets go by session.
+    return (f"upstream voiceapp_workers {{\n    zone voiceapp_workers 64k;\n{servers}    keepalive 32;\n}}\n\n"
+            f"upstream voiceapp_sockets {{\n    zone voiceapp_sockets 64k;\n    hash $cookie_sessionid consistent;\n{servers}}}\n")
 
 
 def site_values(state: Path, *, http_port: int, https_port: int, public_https_port: int | None = None,
@@ -372,6 +374,9 @@ def status(state: Path) -> bool:
         print(f"worker {n}: pid {pid} {'running' if alive else 'NOT running'}")
     pid = read_pid(state / "nginx.pid")
     alive = running(pid, b"nginx")
+    if not workers_in(state) and not pid:
+        print(f"Nothing is running from {state}.")
+        return False
     print(f"nginx: pid {pid} {'running' if alive else 'NOT running'}")
     return ok and alive and bool(workers_in(state))
 

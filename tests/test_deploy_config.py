@@ -77,6 +77,9 @@ def test_proxy_renders_the_shared_template_and_follows_web_as_it_scales():
     upstream = (ROOT / "deploy" / "nginx" / "upstream-docker.conf").read_text()
     assert "server web:8000 resolve" in upstream and "zone voiceapp_workers" in upstream
     assert "resolver 127.0.0.11" in upstream
+    # Talk sockets go by session, so a page reconnecting after a blip finds the worker holding its conversation.
+    sockets = upstream[upstream.index("upstream voiceapp_sockets"):]
+    assert "hash $cookie_sessionid consistent;" in sockets and "server web:8000 resolve" in sockets
     major, minor = (int(part) for part in proxy["image"].split(":")[1].split(".")[:2])
     assert (major, minor) >= (1, 27)  # `resolve` in open-source nginx: 1.27.3
     # Every name the template uses has a value in the proxy's environment (envsubst would leave it as is).
@@ -88,6 +91,12 @@ def test_deploy_local_serves_the_static_files_collectstatic_writes():
     from django.conf import settings
 
     assert Path(settings.STATIC_ROOT) == local.STATIC_ROOT
+
+
+def test_the_proxy_hashes_the_cookie_the_app_keeps_sessions_in():
+    from django.conf import settings
+
+    assert settings.SESSION_COOKIE_NAME == "sessionid"  # `hash $cookie_sessionid` in both upstream files
 
 
 def test_a_template_name_without_a_value_is_an_error_not_left_for_nginx():
@@ -119,7 +128,10 @@ def test_the_rendered_local_configuration_passes_nginx_t(tmp_path):
     assert result.returncode == 0, result.stderr
     site = (tmp_path / "nginx" / "voiceapp.conf").read_text()
     assert "${" not in site
-    assert f"server unix:{tmp_path}/run/worker-2.sock" in (tmp_path / "nginx" / "upstream.conf").read_text()
+    upstreams = (tmp_path / "nginx" / "upstream.conf").read_text()
+    sockets = upstreams[upstreams.index("upstream voiceapp_sockets"):]
+    assert f"server unix:{tmp_path}/run/worker-2.sock" in sockets and "hash $cookie_sessionid consistent;" in sockets
+    assert "proxy_pass http://voiceapp_sockets;" in site and "proxy_pass http://voiceapp_workers;" in site
 
 
 @needs_nginx

@@ -234,17 +234,43 @@ async def _scenario(stack: Stack) -> None:
     def get(client: Client, path: str):
         return asyncio.to_thread(client.request, path)
 
+    def rows() -> list[dict]:
+        status, body, _ = staff.request("/staff/live.json")
+        assert status == 200
+        return json.loads(body)["rows"]
+
     async def worker_of(conversation_id: str) -> int:
         """Which worker holds a live conversation, from the staff list (each entry names its worker's pid)."""
         def listed():
-            status, body, _ = staff.request("/staff/live.json")
-            assert status == 200
-            rows = {row["conversation_id"]: row for row in json.loads(body)["rows"]}
-            return rows.get(conversation_id)
+            # A killed worker's entries stay listed until they expire: only a running worker counts.
+            return next((row for row in rows() if row["conversation_id"] == conversation_id
+                         and local.running(int(row["worker"].split(":")[1]), b"voiceapp.serve")), None)
 
         row = await asyncio.to_thread(wait_until, listed, 10)
         pid = int(row["worker"].split(":")[1])
         return next(n for n in (1, 2) if stack.pid(n) == pid)
+
+    async def session_on_each_worker(username: str) -> dict[int, tuple[Client, Talk, str]]:
+        """Sign in as `username` from new browsers until one holds a live conversation on each worker.
+
+        nginx sends each session's talk sockets to one worker (by a hash of its session cookie), so one
+        browser's conversations all land on one worker; the chance that 16 sessions all hash to the same
+        one of two workers is 2^-15.
+        """
+        found: dict[int, tuple[Client, Talk, str]] = {}
+        for _ in range(16):
+            client = Client(stack)
+            await asyncio.to_thread(client.login, username)
+            talk = await open_talk(stack, client)
+            conversation_id = (await talk.until("ready"))["conversation_id"]
+            worker = await worker_of(conversation_id)
+            if worker in found:
+                await talk.ws.close()
+            else:
+                found[worker] = (client, talk, conversation_id)
+            if len(found) == 2:
+                return found
+        raise AssertionError(f"16 sessions of {username} all went to worker {set(found)}")
 
     # Plain HTTP is sent to HTTPS.
     with pytest.raises(urllib.error.HTTPError) as redirect:
@@ -254,53 +280,55 @@ async def _scenario(stack: Stack) -> None:
     assert redirect.value.code == 301
     assert redirect.value.headers["Location"] == f"https://localhost:{stack.https_port}/history/?page=2"
 
-    alice, bob, staff = Client(stack), Client(stack), Client(stack)
-    for client, name in ((alice, "alice"), (bob, "bob"), (staff, "root")):
-        await asyncio.to_thread(client.login, name)
+    staff = Client(stack)
+    await asyncio.to_thread(staff.login, "root")
     # The page from a worker, its scripts from nginx (revalidated each time: their names are not hashed).
-    status, page, _ = await get(bob, "/")
+    status, page, _ = await get(staff, "/")
     assert status == 200 and "/static/js/talk.js" in page
-    status, script, headers = await get(bob, "/static/js/talk.js")
+    status, script, headers = await get(staff, "/static/js/talk.js")
     assert status == 200 and "import" in script and headers["Cache-Control"] == "no-cache"
 
-    # A conversation on each worker: open two at a time (nginx takes the workers in turn, and any request
-    # in between counts) until both workers hold one; each answers through WSS.
-    held: dict[int, tuple[Talk, str]] = {}
-    for _ in range(3):
-        opened = [await open_talk(stack, bob) for _ in range(2)]
-        for talk in opened:
-            conversation_id = (await talk.until("ready"))["conversation_id"]
-            worker = await worker_of(conversation_id)
-            if worker in held:
-                await talk.ws.close()
-            else:
-                held[worker] = (talk, conversation_id)
-        if len(held) == 2:
-            break
-    assert set(held) == {1, 2}
-    await asyncio.gather(*(talk.exchange(f"Hello worker {n}") for n, (talk, _) in held.items()))
+    # A conversation on each worker, each answering through WSS.
+    bob = await session_on_each_worker("bob")
+    await asyncio.gather(*(talk.exchange(f"Hello worker {n}") for n, (_, talk, _) in bob.items()))
 
-    # Limits are shared: alice may have one conversation at once, and a second is refused by the other worker too.
-    first = await open_talk(stack, alice)
+    # A dropped connection (no close frame, as when the network goes) reconnects to the worker that still
+    # holds the conversation and resumes it there, rather than a second copy starting on the other worker.
+    client, talk, conversation_id = bob[1]
+    talk.ws.transport.abort()
+    await talk.closed()
+    talk = await open_talk(stack, client, f"?conversation={conversation_id}")
+    ready = await talk.until("ready")
+    assert ready["resumed"] and not ready["continued"]
+    assert [row["worker"].split(":")[1] for row in rows() if row["conversation_id"] == conversation_id] == \
+        [str(stack.pid(1))]
+    bob[1] = (client, talk, conversation_id)
+
+    # Limits are shared: alice may have one conversation at once, and her second browser is refused by the
+    # other worker too.
+    first_browser = Client(stack)
+    await asyncio.to_thread(first_browser.login, "alice")
+    first = await open_talk(stack, first_browser)
     alice_worker = await worker_of((await first.until("ready"))["conversation_id"])
-    refused_by = set()
-    for _ in range(4):
+    for _ in range(16):
+        browser = Client(stack)
+        await asyncio.to_thread(browser.login, "alice")
         marker = uuid.uuid4().hex
-        second = await open_talk(stack, alice, f"?attempt={marker}")
+        second = await open_talk(stack, browser, f"?attempt={marker}")
         error = await second.until("error")
         assert (error["code"], error["limit"], await second.closed()) == ("limit_reached", "concurrent", 4429)
-        refused_by.add(await asyncio.to_thread(stack.served_by, marker))
-        if refused_by - {alice_worker}:
+        if await asyncio.to_thread(stack.served_by, marker) != alice_worker:
             break
-    assert refused_by - {alice_worker}, "every second conversation landed on the worker holding the first"
+    else:
+        raise AssertionError("every second browser of alice's went to the worker holding the first")
     await first.ws.close()  # Stop
 
-    # Staff end a live session from the other worker. nginx takes the workers in turn, so the request after
-    # one that worker W answered goes to the other: End the conversation W holds.
+    # Staff end a live session from the other worker. nginx takes the workers in turn for pages and forms,
+    # so the request after one worker W answered goes to the other: End the conversation W holds.
     marker = uuid.uuid4().hex
     assert (await get(staff, f"/staff/live/?probe={marker}"))[0] == 200
     holder = await asyncio.to_thread(stack.served_by, marker)
-    talk, conversation_id = held.pop(holder)
+    _, talk, conversation_id = bob.pop(holder)
     end_path = f"/staff/live/{conversation_id}/end/"
     status, _, headers = await asyncio.to_thread(staff.request, end_path, {"confirmed": "1"})
     assert status == 302 and headers["Location"] == "/staff/live/"
@@ -310,7 +338,7 @@ async def _scenario(stack: Stack) -> None:
 
     # SIGTERM the worker holding bob's other conversation: the socket closes with 1012 ("restarting"), and
     # reconnecting as the page does continues it on the other worker with its earlier turns.
-    (stopping, (talk, conversation_id)), = held.items()
+    (stopping, (client, talk, conversation_id)), = bob.items()
     other = 3 - stopping
     os.kill(stack.pid(stopping), signal.SIGTERM)
     assert await talk.closed(30) == 1012
@@ -318,7 +346,7 @@ async def _scenario(stack: Stack) -> None:
     for delay in PAGE_RETRY_DELAYS:
         await asyncio.sleep(delay)
         try:
-            attempt = await open_talk(stack, bob, f"?conversation={conversation_id}")
+            attempt = await open_talk(stack, client, f"?conversation={conversation_id}")
         except (OSError, InvalidStatus):
             continue  # the handshake failed (the page sees 1006): try again after the next delay
         try:
@@ -331,13 +359,13 @@ async def _scenario(stack: Stack) -> None:
         resumed = attempt
         break
     assert resumed is not None, "the conversation did not continue after its worker stopped"
-    assert ready["conversation_id"] == conversation_id and (ready["continued"] or ready["resumed"])
+    assert ready["conversation_id"] == conversation_id and ready["continued"]
     said = [item["text"] for item in history["items"]]
     assert said[0] == f"Hello worker {stopping}" and len(said) >= 2 and said[1]  # the question and its answer
     assert await worker_of(conversation_id) == other
     await resumed.exchange("And hello again")
     await resumed.ws.close()
-    status, page, _ = await get(bob, f"/history/{conversation_id}/")
+    status, page, _ = await get(client, f"/history/{conversation_id}/")
     assert status == 200 and page.index(f"Hello worker {stopping}") < page.index("And hello again")
     await asyncio.to_thread(wait_until, lambda: not local.running(stack.pid(stopping), b"voiceapp.serve"), 30)
 
@@ -347,17 +375,38 @@ async def _scenario(stack: Stack) -> None:
     assert f"Started worker {stopping} " in again.stdout and f"Started worker {other} " not in again.stdout
     assert stack.cli("status").returncode == 0
 
-    # Kill one worker outright: the other serves every page and every new conversation meanwhile.
-    killed, survivor = 1, 2
+    # Kill one worker outright, with a conversation on it: the other serves every page and every new
+    # conversation meanwhile (those of the browser whose sockets went to the dead worker too), and the
+    # conversation the dead worker held continues there from what was stored.
+    killed, survivor = stopping, other
+    for _ in range(4):  # the browser whose sockets went to the stopped worker goes there again
+        talk = await open_talk(stack, client)
+        conversation_id = (await talk.until("ready"))["conversation_id"]
+        if await worker_of(conversation_id) == killed:
+            break
+        await talk.ws.close()
+    else:
+        raise AssertionError(f"no conversation landed on worker {killed}")
+    await talk.exchange("Before the crash")
+    # The turns are written in the background, a moment after the answer.
+    await asyncio.to_thread(wait_until, lambda: "Before the crash" in client.request(f"/history/{conversation_id}/")[1], 10)
     os.kill(stack.pid(killed), signal.SIGKILL)
     await asyncio.to_thread(wait_until, lambda: not local.running(stack.pid(killed), b"voiceapp.serve"), 10)
+    assert await talk.closed() == 1006  # no goodbye: the page retries
+    crashed = await open_talk(stack, client, f"?conversation={conversation_id}")
+    history = await crashed.until("history")
+    assert (await crashed.until("ready"))["continued"]
+    assert [item["text"] for item in history["items"]][0] == "Before the crash"
+    assert await worker_of(conversation_id) == survivor
+    await crashed.exchange("After the crash")
+    await crashed.ws.close()
     for n in range(4):
         marker = f"after-kill-{n}"
-        status, _, _ = await get(bob, f"/history/?q={marker}")
+        status, _, _ = await get(client, f"/history/?q={marker}")
         assert status == 200
         assert await asyncio.to_thread(stack.served_by, marker) == survivor
     for n in range(2):
-        talk = await open_talk(stack, bob)
+        talk = await open_talk(stack, client)
         conversation_id = (await talk.until("ready"))["conversation_id"]
         assert await worker_of(conversation_id) == survivor
         await talk.exchange(f"Still here {n}")

@@ -40,11 +40,6 @@ def command(host: str, port: int) -> list[str]:
     return [sys.executable, "-m", "voiceapp.serve", "--host", host, "--port", str(port)]
 
 
-def uds_command(path: str) -> list[str]:
-    """The command line that serves the app on a unix socket at `path`, for a subprocess (deploy/local.py)."""
-    return [sys.executable, "-m", "voiceapp.serve", "--uds", path]
-
-
 def main(argv: list[str] | None = None) -> None:
     """Serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
