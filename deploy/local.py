@@ -339,6 +339,14 @@ def up(state: Path, *, workers: int, https_port: int, http_port: int, skip_relea
         raise
     for number, pid in started:
         print(f"Started worker {number} (pid {pid}) on {worker_paths(state, number)[0]}.")
+    # Fewer workers than last time: nginx no longer sends them anything, so the extra ones stop (SIGTERM).
+    extra = {f"worker {n}": read_pid(worker_paths(state, n)[1]) for n in workers_in(state) if n > workers}
+    if extra:
+        stop_pids({label: pid for label, pid in extra.items() if pid}, signal.SIGTERM, b"voiceapp.serve", STOP_TIMEOUT_S)
+        for n in workers_in(state):
+            if n > workers:
+                worker_paths(state, n)[1].unlink(missing_ok=True)
+        print(f"Stopped {', '.join(extra)}.")
     print(f"Serving https://localhost:{https_port}/ through nginx (pid {read_pid(nginx_pid)}), "
           f"{workers} worker(s); http://localhost:{http_port}/ redirects there.")
     print(f"The certificate is self-signed ({state / 'tls' / 'cert.pem'}): the browser asks you to accept it once.")
