@@ -58,6 +58,12 @@ def test_workers_never_migrate_on_start():
     assert SERVICES["release"]["image"] == web["image"]  # one image for both
 
 
+def test_the_image_leaves_out_secrets_and_local_state():
+    ignored = set((ROOT / ".dockerignore").read_text().split())
+    # The developer's .env, the local deployment's key and certificate, recordings, the database file.
+    assert {".env", ".deploy", "deploy/tls", "media", "db.sqlite3", ".venv"} <= ignored
+
+
 def test_workers_run_in_production_mode_behind_the_proxy():
     env = SERVICES["web"]["environment"]
     assert env["DEBUG"] == "0"
@@ -157,3 +163,28 @@ def test_nginx_t_catches_a_broken_configuration(tmp_path):
     _rendered_site(tmp_path, values)
     with pytest.raises(local.DeployError, match="client_max_body_size"):
         local.check_nginx(tmp_path)
+
+
+def test_a_worker_serves_on_the_unix_socket_it_is_given(tmp_path):
+    import os
+    import socket
+    import sys
+
+    from .browser_support import wait_until
+
+    path = tmp_path / "worker.sock"
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", "DATABASE_URL": "sqlite:///:memory:",
+           "REDIS_URL": ""}
+    proc = subprocess.Popen([sys.executable, "-m", "voiceapp.serve", "--uds", str(path)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: proc.poll() is not None or local.accepts_unix(path), 30)
+        assert proc.poll() is None
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(str(path))
+            s.sendall(b"GET /accounts/login/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            response = b"".join(iter(lambda: s.recv(65536), b""))
+        assert response.startswith(b"HTTP/1.1 200 ")
+    finally:
+        proc.terminate()
+        proc.wait(10)
