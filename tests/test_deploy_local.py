@@ -368,12 +368,13 @@ async def _scenario(stack: Stack) -> None:
     assert ready["conversation_id"] == conversation_id and ready["continued"]
     said = [item["text"] for item in history["items"]]
     assert said[0] == f"Hello worker {stopping}" and len(said) >= 2 and said[1]  # the question and its answer
+    # (Once the stopped worker has exited, its entry cannot be the one found.)
+    await asyncio.to_thread(wait_until, lambda: not local.running(stack.pid(stopping), b"voiceapp.serve"), 30)
     assert await worker_of(conversation_id) == other
     await resumed.exchange("And hello again")
     await resumed.ws.close()
     status, page, _ = await get(client, f"/history/{conversation_id}/")
     assert status == 200 and page.index(f"Hello worker {stopping}") < page.index("And hello again")
-    await asyncio.to_thread(wait_until, lambda: not local.running(stack.pid(stopping), b"voiceapp.serve"), 30)
 
     # `up` again brings the stopped worker back and leaves the rest running.
     again = await asyncio.to_thread(stack.cli, "up", "--skip-release")
