@@ -9,7 +9,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 PG_BROWSER_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp_browser
 REDIS_BROWSER_TEST_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run test test-postgres test-browser test-sqlite test-fast install migrate simulator clean bench check
+.PHONY: run test test-postgres test-browser test-sqlite test-fast install migrate simulator clean bench check deploy-local deploy-local-stop deploy-local-status deploy-cert
 
 # A local .env on first install: DEBUG with sign-up open and a generated SECRET_KEY, so
 # `manage.py` commands work as written outside make too. Never overwritten; .gitignore keeps it
@@ -64,6 +64,28 @@ test-fast: install
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache
+
+# The production stack from Debian's packages (nginx, openssl, PostgreSQL, Redis), no Docker: the release
+# step, then WORKERS app workers behind nginx on https://localhost:HTTPS_PORT/ with a self-signed
+# certificate, in the background (state, logs and pids in .deploy/). See "Deployment" in the README.
+WORKERS ?= 2
+HTTPS_PORT ?= 8443
+HTTP_PORT ?= 8080
+deploy-local: install
+	$(PY) deploy/local.py up --workers $(WORKERS) --https-port $(HTTPS_PORT) --http-port $(HTTP_PORT)
+
+deploy-local-stop:
+	$(PY) deploy/local.py down
+
+deploy-local-status:
+	$(PY) deploy/local.py status
+
+# A self-signed certificate for docker-compose.yml's proxy (CERT_HOST=voice.example.com for another name).
+CERT_HOST ?= localhost
+deploy-cert:
+	mkdir -p deploy/tls
+	openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 365 -subj "/CN=$(CERT_HOST)" \
+		-addext "subjectAltName=DNS:$(CERT_HOST)" -keyout deploy/tls/key.pem -out deploy/tls/cert.pem
 
 # The relay's hot path side by side (no relay, a bare relay, the project under each ASGI server) at
 # 20, 100 and 200 conversations; then reply latency through the served app against the simulator;

@@ -1,6 +1,7 @@
 """Serve the project with the ASGI server `make run`, the deployment and the live-server tests all use.
 
     python -m voiceapp.serve --host 127.0.0.1 --port 8000
+    python -m voiceapp.serve --uds /run/voiceapp/worker-1.sock   # behind a proxy on the same machine
 
 The server is uvicorn on uvloop, with httptools for HTTP and websockets' Sans-I/O implementation for
 WebSockets: `make bench` measured it the cheapest per conversation and with the shortest tail of
@@ -44,10 +45,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
+    # A proxy on the same machine reaches each worker through its own socket file: no ports to pick
+    # or to collide, and only local processes can connect (uvicorn makes the file mode 666; the
+    # folder's permissions decide who reaches it). --host and --port are then ignored.
+    parser.add_argument("--uds", default=None, help="serve on this unix socket instead of --host/--port")
     args = parser.parse_args(argv)
     import uvicorn
 
-    uvicorn.run("voiceapp.asgi:application", host=args.host, port=args.port, **OPTIONS)  # type: ignore[arg-type]
+    uvicorn.run("voiceapp.asgi:application", host=args.host, port=args.port, uds=args.uds,  # type: ignore[arg-type]
+                **OPTIONS)
 
 
 if __name__ == "__main__":
