@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args(argv)
+    from voiceapp.startup import load_settings_or_exit
+
+    load_settings_or_exit()  # a missing SECRET_KEY is one line here, not a traceback from inside uvicorn
     import uvicorn
 
     uvicorn.run("voiceapp.asgi:application", host=args.host, port=args.port, **OPTIONS)  # type: ignore[arg-type]
