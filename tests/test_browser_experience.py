@@ -207,7 +207,7 @@ def test_the_pre_flight_check_says_when_the_voice_service_refuses_the_app(accoun
         assert results["socket"] == "pass"  # the server is reachable: only the service behind it refuses
         assert results["upstream"] == "fail"
         row = b.page.inner_text('#check-results li[data-check="upstream"]')
-        assert "refused this app's credentials" in row
+        assert "The voice service is not available right now" in row and "AZURE" not in row
         assert "Tell the person who runs this app" in row
         assert results["level"] == "fail"
         assert "We heard only silence" in b.page.inner_text('#check-results li[data-check="level"]')
