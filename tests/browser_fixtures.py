@@ -66,11 +66,11 @@ class Browser:
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
         self.page.click("#login-form [type=submit]")
-        self.page.wait_for_function("window.voiceApp !== undefined")
+        self.page.wait_for_function("() => window.voiceApp !== undefined")
 
     def start(self) -> None:
         self.page.click("#start")
-        self.page.wait_for_function("window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
 
     def messages(self, kind: str) -> int:
         return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
