@@ -70,7 +70,7 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
         assert abs(b.page.evaluate("window.seekedAt") - starts[2] / 1000) < 0.3
         b.page.wait_for_function("() => !document.getElementById('recording-audio').paused", timeout=5_000)
         # The marked line is the one playing: the typed message, or (it is short) the reply after it by now.
-        b.page.wait_for_function("() => ""() => {
+        b.page.wait_for_function("""() => {
             const audio = document.getElementById('recording-audio');
             const lines = [...document.querySelectorAll('.dialogue .line')];
             const marked = lines.findIndex((line) => line.getAttribute('aria-current') === 'true');
