@@ -86,6 +86,9 @@ def test_https_responses_carry_hsts_csp_and_the_other_headers(client, django_use
     assert session["secure"] and session["httponly"]
     csrf = page.cookies[settings.CSRF_COOKIE_NAME]
     assert csrf["secure"] and csrf["httponly"]
+    chosen = client.post("/i18n/setlang/", {"language": "de", "next": "/"}, secure=True)
+    language = chosen.cookies[settings.LANGUAGE_COOKIE_NAME]
+    assert language["secure"] and language["httponly"]
     # The pages behind the login carry the policy too.
     talk = client.get("/", secure=True)
     assert talk.status_code == 200 and talk["Content-Security-Policy"] == policy

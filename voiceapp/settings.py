@@ -220,6 +220,9 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# The chosen interface language's cookie: not secret, but held to the same rules (no script reads it).
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
 # HTTPS in production (DEBUG off): plain-http requests are redirected (a TLS proxy must then set
 # SECURE_PROXY_SSL_HEADER's header, or every request loops), and browsers are told through HSTS to
 # use https only, for SECURE_HSTS_SECONDS (a year; 0 sends no header). HSTS is sent on https
