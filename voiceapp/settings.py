@@ -246,8 +246,9 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Content-Security-Policy (django-csp), in every environment so development and the tests see what
 # production sends: scripts, styles, workers and AudioWorklet modules only from this site's own files,
 # no inline script or style anywhere (templates keep data in data- attributes and json_script).
-# 'self' in connect-src covers the same origin's ws:/wss: sockets (CSP Level 3; Chromium, Firefox and
-# Safari 15.4+); images allow data: for the empty favicon; recordings play from their own URLs.
+# 'self' in connect-src covers the same origin's ws:/wss: sockets (CSP Level 3, as current browsers do;
+# tests/test_csp_browser.py talks through it in Chromium); images allow data: for the empty favicon;
+# recordings play from their own URLs.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [csp.SELF],
