@@ -49,12 +49,15 @@ def silent_wav(path):
 class Browser:
     """One Chromium with a WAV microphone, logged in to the app."""
 
-    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True) -> None:
+    def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True,
+                 bypass_csp: bool = False) -> None:
+        """`bypass_csp` only for a test that points the page somewhere the site's policy forbids on purpose."""
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, fake_ui=fake_ui))
-        self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]})
+        self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]},
+                                                 bypass_csp=bypass_csp)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
@@ -66,11 +69,11 @@ class Browser:
         self.page.fill("#id_username", username)
         self.page.fill("#id_password", password)
         self.page.click("#login-form [type=submit]")
-        self.page.wait_for_function("window.voiceApp !== undefined")
+        self.page.wait_for_function("() => window.voiceApp !== undefined")
 
     def start(self) -> None:
         self.page.click("#start")
-        self.page.wait_for_function("window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
 
     def messages(self, kind: str) -> int:
         return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")

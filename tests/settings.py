@@ -9,6 +9,10 @@ os.environ.setdefault("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", "whisper-1")
 
 from voiceapp.settings import *  # noqa: E402,F403
 
+# The test client and the test servers speak plain http: no redirect to https (the production
+# default, which tests/test_production_security.py checks in the real settings).
+SECURE_SSL_REDIRECT = False
+
 # Serve static files from the source folders, as in development, so no collectstatic is needed.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True

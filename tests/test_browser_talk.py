@@ -49,16 +49,16 @@ def test_a_spoken_turn_in_chromium_is_heard_transcribed_answered_and_stored(serv
             page.click("#login-form [type=submit]")
             expect(page.locator("body")).to_contain_text("simulator")
 
-            page.wait_for_function("window.voiceApp !== undefined")
+            page.wait_for_function("() => window.voiceApp !== undefined")
             page.click("#start")
             # The state moves on as soon as the simulator hears the WAV, so wait for `ready` itself.
-            page.wait_for_function("window.voiceApp.stats.messages.ready === 1", timeout=15_000)
+            page.wait_for_function("() => window.voiceApp.stats.messages.ready === 1", timeout=15_000)
             user_bubble = page.locator('#transcript .bubble[data-role="user"]').first
             assistant_bubble = page.locator('#transcript .bubble[data-role="assistant"]').first
             expect(user_bubble).not_to_have_text("", timeout=30_000)
             expect(assistant_bubble).to_contain_text("I heard you", timeout=30_000)
-            page.wait_for_function("window.voiceApp.stats.framesPlayed > 24000", timeout=30_000)
-            page.wait_for_function("window.voiceApp.stats.messages.response_done >= 1", timeout=30_000)
+            page.wait_for_function("() => window.voiceApp.stats.framesPlayed > 24000", timeout=30_000)
+            page.wait_for_function("() => window.voiceApp.stats.messages.response_done >= 1", timeout=30_000)
             stats = page.evaluate("window.voiceApp.stats")
             conversation_id = page.evaluate("window.voiceApp.conversationId")
             page.screenshot(path=str(ARTIFACTS / "talk-after-turn.png"))

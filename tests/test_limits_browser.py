@@ -87,7 +87,7 @@ def test_the_meter_follows_each_reply_warns_at_80_percent_and_the_limit_ends_the
         for n in range(1, 6):
             b.page.fill("#text-input", LONG)
             b.page.press("#text-input", "Enter")
-            b.page.wait_for_function(f"(window.voiceApp.stats.messages.usage || 0) >= {n}"
+            b.page.wait_for_function(f"() => (window.voiceApp.stats.messages.usage || 0) >= {n}"
                                      " || window.voiceApp.state === 'error'", timeout=30_000)
             if n == 1:
                 after = b.page.text_content(f"{audio_row} .usage-text")
@@ -101,7 +101,7 @@ def test_the_meter_follows_each_reply_warns_at_80_percent_and_the_limit_ends_the
         for _ in range(5):
             if b.page.evaluate("window.voiceApp.state") == "error":
                 break
-            b.page.wait_for_function("!document.querySelector('#text-input').disabled || window.voiceApp.state === 'error'")
+            b.page.wait_for_function("() => !document.querySelector('#text-input').disabled || window.voiceApp.state === 'error'")
             if b.page.evaluate("window.voiceApp.state") == "error":
                 break
             sent = b.page.evaluate("window.voiceApp.stats.messages.usage || 0")
@@ -110,7 +110,7 @@ def test_the_meter_follows_each_reply_warns_at_80_percent_and_the_limit_ends_the
                 b.page.press("#text-input", "Enter", timeout=3_000)
             except PlaywrightTimeout:
                 continue  # the limit ended the conversation just now (the box is disabled): the check above sees it
-            b.page.wait_for_function(f"(window.voiceApp.stats.messages.usage || 0) > {sent}"
+            b.page.wait_for_function(f"() => (window.voiceApp.stats.messages.usage || 0) > {sent}"
                                      " || window.voiceApp.state === 'error'", timeout=30_000)
         b.page.wait_for_selector("#error >> text=You have reached your daily audio limit.", timeout=15_000)
         assert b.page.is_disabled("#start")

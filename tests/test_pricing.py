@@ -110,4 +110,5 @@ def test_a_malformed_deployment_mapping_stops_the_app_at_startup():
     result = subprocess.run([sys.executable, "manage.py", "check"], cwd=root, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode != 0
-    assert "ImproperlyConfigured: REALTIME_DEPLOYMENT_MODELS: 'my-voice' is not DEPLOYMENT=MODEL" in result.stderr
+    assert "Configuration error: REALTIME_DEPLOYMENT_MODELS: 'my-voice' is not DEPLOYMENT=MODEL" in result.stderr
+    assert "Traceback" not in result.stderr

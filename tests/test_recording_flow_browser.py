@@ -58,7 +58,7 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
             return b.page.locator("#recording-audio").count() > 0
 
         wait_until(playable, timeout=20, interval=0.5)
-        b.page.wait_for_function("document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
+        b.page.wait_for_function("() => document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
         duration = audio(b.page, "audio.duration")
         assert 6 < duration < 60
         starts = b.page.eval_on_selector_all(".dialogue .line .seek", "els => els.map(e => +e.dataset.seekMs)")
@@ -66,9 +66,9 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
         b.page.evaluate("""document.getElementById('recording-audio')
             .addEventListener('seeked', (e) => { window.seekedAt ??= e.target.currentTime; })""")
         b.page.click(".dialogue .line:nth-child(3) .seek")  # the typed message
-        b.page.wait_for_function("window.seekedAt !== undefined", timeout=10_000)
+        b.page.wait_for_function("() => window.seekedAt !== undefined", timeout=10_000)
         assert abs(b.page.evaluate("window.seekedAt") - starts[2] / 1000) < 0.3
-        b.page.wait_for_function("!document.getElementById('recording-audio').paused", timeout=5_000)
+        b.page.wait_for_function("() => !document.getElementById('recording-audio').paused", timeout=5_000)
         # The marked line is the one playing: the typed message, or (it is short) the reply after it by now.
         b.page.wait_for_function("""() => {
             const audio = document.getElementById('recording-audio');
@@ -78,7 +78,7 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
             return marked >= 2 && marked === playing && lines[marked].classList.contains('playing');
         }""", timeout=5_000)
         played_from = audio(b.page, "audio.currentTime")
-        b.page.wait_for_function(f"document.getElementById('recording-audio').currentTime > {played_from + 0.5}",
+        b.page.wait_for_function(f"() => document.getElementById('recording-audio').currentTime > {played_from + 0.5}",
                                  timeout=10_000)
 
         # Continue: the new session hears the earlier turns before it answers anything.
@@ -101,7 +101,7 @@ def test_a_spoken_and_typed_conversation_is_found_heard_from_a_line_continued_an
         # The continued conversation's recording grew; then the conversation goes, recording and all.
         def longer() -> bool:
             b.page.goto(conversation_url)
-            b.page.wait_for_function("document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
+            b.page.wait_for_function("() => document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
             return audio(b.page, "audio.duration") > duration + 1
 
         wait_until(longer, timeout=20, interval=0.5)

@@ -57,7 +57,7 @@ def test_the_recording_mark_follows_the_server_and_goes_when_the_conversation_en
         b.page.click("#settings-panel summary")
         b.page.uncheck("#settings-form [name=record]")
         b.page.click("#settings-form [type=submit]")
-        b.page.wait_for_function("(window.voiceApp.stats.messages.settings_applied || 0) >= 1", timeout=10_000)
+        b.page.wait_for_function("() => (window.voiceApp.stats.messages.settings_applied || 0) >= 1", timeout=10_000)
         b.page.wait_for_selector("#recording-indicator", state="hidden", timeout=5_000)
         assert indicator(b.page) == (False, False)
 

@@ -52,7 +52,7 @@ def test_the_recording_plays_from_a_line_follows_it_and_is_deleted_with_the_conv
         statuses: list[int] = []
         b.page.on("response", lambda r: statuses.append(r.status) if r.url.endswith("recording.mp3") else None)
         b.page.goto(f"{url}/history/{conversation.pk}/")
-        b.page.wait_for_function("document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
+        b.page.wait_for_function("() => document.getElementById('recording-audio').readyState >= 1", timeout=10_000)
         assert abs(audio(b.page, "audio.duration") - expected_s) < 0.2
         assert playing_lines(b.page) == []
 
@@ -60,15 +60,15 @@ def test_the_recording_plays_from_a_line_follows_it_and_is_deleted_with_the_conv
         b.page.evaluate("""document.getElementById('recording-audio')
             .addEventListener('seeked', (e) => { window.seekedAt ??= e.target.currentTime; })""")
         b.page.click(".dialogue .line:nth-child(2) .seek")
-        b.page.wait_for_function("window.seekedAt !== undefined", timeout=10_000)
+        b.page.wait_for_function("() => window.seekedAt !== undefined", timeout=10_000)
         assert abs(b.page.evaluate("window.seekedAt") - PLACES_MS[1] / 1000) < 0.3
-        b.page.wait_for_function("!document.getElementById('recording-audio').paused", timeout=5_000)
+        b.page.wait_for_function("() => !document.getElementById('recording-audio').paused", timeout=5_000)
         assert playing_lines(b.page) == [2]
 
         # Playing on past the third line's start moves the mark to it.
         audio(b.page, "audio.currentTime = 4.7")
-        b.page.wait_for_function("document.getElementById('recording-audio').currentTime > 5.1", timeout=10_000)
-        b.page.wait_for_function("document.querySelector('.dialogue .line:nth-child(3)').classList.contains('playing')",
+        b.page.wait_for_function("() => document.getElementById('recording-audio').currentTime > 5.1", timeout=10_000)
+        b.page.wait_for_function("() => document.querySelector('.dialogue .line:nth-child(3)').classList.contains('playing')",
                                  timeout=5_000)
         assert playing_lines(b.page) == [3]
         assert 206 in statuses  # Chromium asked for byte ranges, and got them

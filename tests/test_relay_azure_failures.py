@@ -168,7 +168,8 @@ async def test_a_handshake_400_is_a_configuration_problem_not_a_retry(settings, 
     error = seen.of_type("error")[-1]
     assert error["code"] == "upstream_config" and seen.closed_code == 4400
     assert ("AZURE_OPENAI_API_VERSION" in error["message"]) == staff
-    assert "try again" not in error["message"].lower()
+    if staff:  # what to fix; the others are told plainly to come back later or tell the operator
+        assert "try again" not in error["message"].lower()
     assert not seen.of_type("reconnecting") and len(sim.rejected) == 1
 
 

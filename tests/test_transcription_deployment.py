@@ -93,11 +93,22 @@ def test_the_settings_page_offers_only_the_azure_deployment(on_azure, logged_in)
 
 
 @pytest.mark.django_db
-def test_the_settings_page_says_an_administrator_must_set_the_deployment(on_azure, logged_in):
+def test_the_settings_page_says_an_administrator_must_set_the_deployment(on_azure, client, django_user_model):
+    on_azure.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT = ""
+    client.force_login(django_user_model.objects.create_user(username="op", is_staff=True))
+    for url in (reverse("conversations:settings"), reverse("conversations:talk")):
+        page = client.get(url).content.decode()
+        assert "AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT" in page
+        assert 'name="transcription_model"' not in page
+
+
+@pytest.mark.django_db
+def test_other_users_are_told_plainly_that_they_are_not_transcribed(on_azure, logged_in):
     on_azure.AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT = ""
     for url in (reverse("conversations:settings"), reverse("conversations:talk")):
         page = logged_in.get(url).content.decode()
-        assert "AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT" in page
+        assert "AZURE_OPENAI" not in page  # the setting's name is the operator's business
+        assert "What you say is not written down on this site" in page
         assert 'name="transcription_model"' not in page
 
 

@@ -43,7 +43,7 @@ def test_the_dashboard_draws_tokens_per_day_and_cost_per_user_over_its_tables(se
             page.fill("#id_username", "boss")
             page.fill("#id_password", "pw-boss")
             page.click("#login-form [type=submit]")
-            page.wait_for_function("window.usageCharts && window.usageCharts.days && window.usageCharts.users")
+            page.wait_for_function("() => window.usageCharts && window.usageCharts.days && window.usageCharts.users")
 
             for canvas in ("#chart-days", "#chart-users"):
                 box = page.locator(canvas).bounding_box()

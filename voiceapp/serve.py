@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     # folder's permissions decide who reaches it). --host and --port are then ignored.
     parser.add_argument("--uds", default=None, help="serve on this unix socket instead of --host/--port")
     args = parser.parse_args(argv)
+    from voiceapp.startup import load_settings_or_exit
+
+    load_settings_or_exit()  # a missing SECRET_KEY is one line here, not a traceback from inside uvicorn
     import uvicorn
 
     uvicorn.run("voiceapp.asgi:application", host=args.host, port=args.port, uds=args.uds,  # type: ignore[arg-type]

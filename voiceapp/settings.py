@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import environ
+from csp import constants as csp
 from django.core.exceptions import ImproperlyConfigured
 
 from conversations.pricing import parse_deployment_models
@@ -56,11 +57,16 @@ INSTALLED_APPS = [
     "channels",
     # Login throttling: failed sign-ins per username and address, stored in the database.
     "axes",
+    # Content-Security-Policy header (and its system checks).
+    "csp",
     "conversations",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every page gets the Content-Security-Policy below (static files served by WhiteNoise, which
+    # answers before it, need none: they are not documents).
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -207,9 +213,58 @@ RECORDING_CHUNK_SECONDS = 10.0
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- Browser security ------------------------------------------------------------------------
+# Cookies: never readable by scripts (the pages take the CSRF token from their forms), and sent only
+# over HTTPS unless DEBUG.
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# The chosen interface language's cookie: not secret, but held to the same rules (no script reads it).
+LANGUAGE_COOKIE_HTTPONLY = True
+LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# HTTPS in production (DEBUG off): plain-http requests are redirected (a TLS proxy must then set
+# SECURE_PROXY_SSL_HEADER's header, or every request loops), and browsers are told through HSTS to
+# use https only, for SECURE_HSTS_SECONDS (a year; 0 sends no header). HSTS is sent on https
+# responses only. Development (DEBUG on) gets neither, so http://127.0.0.1 keeps working.
+SECURE_SSL_REDIRECT: bool = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS: int = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS: bool = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD: bool = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# `check --deploy` asks for preload (security.W021). Preloading is the domain owner's decision, not the
+# app's: it binds every subdomain to https in browsers' built-in lists for months and is slow to undo,
+# so it is off unless SECURE_HSTS_PRELOAD=1, and that one check is silenced while it is off.
+SILENCED_SYSTEM_CHECKS: list[str] = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured("SECURE_HSTS_SECONDS must be 0 (no HSTS header) or more.")
+# Headers every response carries, in every environment (these are Django's defaults, spelled out):
+# no Referer to other sites, no content-type sniffing, no framing, a window of its own.
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp), in every environment so development and the tests see what
+# production sends: scripts, styles, workers and AudioWorklet modules only from this site's own files,
+# no inline script or style anywhere (templates keep data in data- attributes and json_script).
+# 'self' in connect-src covers the same origin's ws:/wss: sockets (CSP Level 3, as current browsers do;
+# tests/test_csp_browser.py talks through it in Chromium); images allow data: for the empty favicon;
+# recordings play from their own URLs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [csp.SELF],
+        "script-src": [csp.SELF],
+        "style-src": [csp.SELF],
+        "worker-src": [csp.SELF],
+        "connect-src": [csp.SELF],
+        "img-src": [csp.SELF, "data:"],
+        "media-src": [csp.SELF],
+        "font-src": [csp.SELF],
+        "object-src": [csp.NONE],
+        "base-uri": [csp.NONE],
+        "form-action": [csp.SELF],
+        "frame-ancestors": [csp.NONE],
+    },
+}
 
 # --- Realtime upstream -------------------------------------------------------------------------
 

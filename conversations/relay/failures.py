@@ -24,6 +24,13 @@ DEFAULT_RETRY_AFTER_S = 30
 CLOSE_SERVER_ERROR = 1011
 
 
+# What anyone but staff is told when the service refuses the app's setup (credentials, deployment,
+# api-version): the same words whatever the cause, since setting names, role assignments, deployment
+# names and upstream statuses are for the operator, who finds them in the log and on staff pages.
+NOT_AVAILABLE = ("The voice service is not available right now; please try again later or tell the site's "
+                 "operator.")
+
+
 @dataclass(frozen=True)
 class Failure:
     """A problem as the browser is told it: a code, plain words and the close code."""
@@ -35,7 +42,7 @@ class Failure:
 
 
 def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False) -> Failure:
-    """Turn an upstream failure into plain words; staff get the setting to check, others no internals."""
+    """Turn an upstream failure into plain words; staff get the setting to check, others no internals (NOT_AVAILABLE)."""
     if isinstance(exc, UpstreamRejected):
         if exc.status in (401, 403):
             return Failure(
@@ -43,7 +50,7 @@ def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False
                 "The realtime service refused this app's credentials. Check AZURE_OPENAI_API_KEY, or for "
                 "keyless sign-in the identity's “Cognitive Services OpenAI User” role assignment."
                 if staff
-                else "The voice service refused this app's credentials. An administrator needs to fix the setup.",
+                else NOT_AVAILABLE,
                 CLOSE_UPSTREAM_AUTH,
             )
         if exc.status == 404:
@@ -52,7 +59,7 @@ def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False
                 f"The realtime deployment “{deployment}” was not found. Check AZURE_OPENAI_DEPLOYMENT "
                 "(the deployment's name, not the model's) and AZURE_OPENAI_ENDPOINT."
                 if staff
-                else "The voice service is not set up correctly. An administrator needs to fix the setup.",
+                else NOT_AVAILABLE,
                 CLOSE_UPSTREAM_NOT_FOUND,
             )
         if exc.status == 400:
@@ -61,7 +68,7 @@ def upstream_failure(exc: UpstreamError, deployment: str, *, staff: bool = False
                 f"The realtime service refused the connection as a bad request: check AZURE_OPENAI_API_VERSION "
                 f"(unset for GA, or 2025-04-01-preview) and that “{deployment}” is a realtime model deployment."
                 if staff
-                else "The voice service is not set up correctly. An administrator needs to fix the setup.",
+                else NOT_AVAILABLE,
                 CLOSE_UPSTREAM_CONFIG,
             )
         if exc.status == 429:

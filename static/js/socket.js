@@ -6,6 +6,8 @@ import { gettext, interpolate } from "./i18n.js";
 
 /** Plain-language explanations of the server's close codes (see docs/browser-protocol.md), in the page's language. */
 function closeMessages() {
+  // The service refused the app's setup: what to fix is for the operator (the log, staff pages), not the page.
+  const notAvailable = gettext("The voice service is not available right now; please try again later or tell the site's operator.");
   return {
     1000: gettext("The conversation ended."),
     1001: gettext("The server is restarting. Press Start to try again in a moment."),
@@ -17,9 +19,9 @@ function closeMessages() {
     4004: gettext("That conversation does not exist, or it is not yours."),
     4410: gettext("This conversation was deleted in another window."),
     4430: gettext("An administrator ended this conversation."),
-    4400: gettext("The voice service refused the app's configuration. Ask an administrator to check the setup."),
-    4401: gettext("The voice service refused the app's credentials. Ask an administrator to check the key."),
-    4404: gettext("The voice service has no such deployment. Ask an administrator to check its name."),
+    4400: notAvailable,
+    4401: notAvailable,
+    4404: notAvailable,
     4429: gettext("The voice service is busy or over its quota. Wait a minute, then press Start again."),
     4502: gettext("The voice service could not be reached or dropped the session. Press Start to try again."),
     4503: gettext("The voice service is busy right now. Wait a little, then press Start to try again."),
