@@ -180,7 +180,7 @@ class LiveConversation:
         # A rollover's second session uses the same slot (it lasts seconds and the conversation was admitted).
         self.slot = slot
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
-                            on_end_by_staff=self.ended_by_staff)
+                            on_end_by_staff=self.ended_by_staff, on_hand_over=self.hand_over)
         self._listing: live_registry.LiveEntry | None = None
 
     # --- Lifecycle -------------------------------------------------------------------------------
@@ -231,10 +231,11 @@ class LiveConversation:
         logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
                     self.timing.grace_s)
 
-    async def end(self, failure: Failure | None = None, *, by: str = "user") -> None:
+    async def end(self, failure: Failure | None = None, *, by: str = "user", handed_over: bool = False) -> None:
         """End the conversation once: settle a running reply, store everything, close upstream and the browser.
 
         `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
+        `handed_over`: another worker continues it, so it is stored as still going on, not as ended.
         """
         if self.ended:
             return
@@ -265,16 +266,19 @@ class LiveConversation:
         # A limit ends a conversation that went well: stored as ended (by the system), with the reason.
         failed = self.failure is not None and self.failure is not self._limit_reached
         ended_by = "system" if self.failure is not None else by
-        self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
-                                           ended_by=ended_by))
+        if not handed_over:
+            self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
+                                               ended_by=ended_by))
         await self.journal.close()
-        if self.failure is not None and self.fresh and not self.core.items:
+        if self.failure is not None and self.fresh and not self.core.items and not handed_over:
             await _discard(self.conversation_id)
         self.registry.remove(self.conversation_id, self)
         if self._listing is not None:
             live_registry.heartbeat().remove(self._listing)
         link, self.link = self.link, None
-        if link is not None:
+        if link is not None and handed_over:
+            await _quietly(link.close_with(CLOSE_REPLACED))  # another tab, on another worker, has it now
+        elif link is not None:
             farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
             if farewell is not None:
                 message = protocol.error_message(farewell.code, farewell.message, fatal=True)
@@ -288,7 +292,8 @@ class LiveConversation:
             if task is not asyncio.current_task():
                 task.cancel()
         await self._inbox.close()
-        logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
+        logger.info("Conversation %s %s%s", self.conversation_id, "handed over" if handed_over else "ended",
+                    f": {self.failure.code}" if self.failure else "")
 
     async def deleted(self) -> None:
         """The conversation was deleted (in any window, through any worker): end it and write nothing more."""
@@ -302,6 +307,11 @@ class LiveConversation:
         """Staff ended the conversation (or suspended its user): cut a running reply as Stop does, store it, say so."""
         logger.info("Conversation %s is being ended by staff member %s", self.conversation_id, staff or "(unknown)")
         await self.end(by="staff")
+
+    async def hand_over(self) -> None:
+        """Another worker continues this conversation (its browser reconnected there): store everything and let go."""
+        logger.info("Conversation %s: another worker continues it; handing it over", self.conversation_id)
+        await self.end(handed_over=True)
 
     # --- Browser side ----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Starting, resuming and continuing live conversations for a browser that connects."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from typing import Any
 
@@ -8,8 +9,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from .. import selectors, services
+from .. import live_registry, selectors, services
 from ..journal import Journal
+from ..live import take_over
 from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
 from ..upstream import resolve_target, token_provider_for
@@ -73,6 +75,13 @@ async def _start(user: Any) -> LiveConversation:
 
 
 async def _continue(user: Any, conversation_id: str) -> LiveConversation:
+    if await database_sync_to_async(selectors.conversation_for)(user=user, conversation_id=conversation_id) is None:
+        raise ConversationNotFound(conversation_id)
+    # A browser that reconnected to another worker than the one holding its conversation (a proxy's choice,
+    # a worker restarting): that worker stores everything and lets go first, so that the conversation runs
+    # in one place and is continued from all it said, and its live slots are free before they are claimed here.
+    if await _held_elsewhere(conversation_id):
+        await take_over(conversation_id)
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
@@ -89,6 +98,16 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
         await quota.close()
         await slot.close()
         raise
+
+
+async def _held_elsewhere(conversation_id: str) -> bool:
+    """Whether the live registry lists this conversation on another worker (asked in a thread: it reads Redis)."""
+    beat = live_registry.heartbeat()
+    try:
+        entries = await asyncio.to_thread(beat.store.entries)
+    except Exception:  # noqa: BLE001 - the registry is away: ask the channel layer, which answers or not
+        return True
+    return any(e.conversation_id == str(conversation_id) and e.worker != beat.worker for e in entries)
 
 
 async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot) -> LiveConversation:
