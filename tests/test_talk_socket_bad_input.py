@@ -63,7 +63,8 @@ class Frame:
 
 def _typed(text: str) -> Frame:
     """A `text` command, and what the server must do with it."""
-    cleaned = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text).strip()
+    # Stored as sent, but for what no database can hold (NUL, half a surrogate pair): U+FFFD instead.
+    cleaned = "".join("\ufffd" if "\ud800" <= ch <= "\udfff" or ch == "\x00" else ch for ch in text).strip()
     raw = json.dumps({"type": "text", "text": text})
     if len(raw) > MAX_MESSAGE_CHARS:
         return Frame(text=raw, error="message_too_long")
@@ -105,7 +106,7 @@ typed_texts = st.one_of(
     st.builds(lambda pad, word: pad + word + pad, st.sampled_from(["", " ", "\n\t "]), st.sampled_from([HOSTILE, "hi", "&amp;"])),
     st.integers(MAX_TEXT_CHARS + 1, 30_000).map(lambda n: "x" * n),  # too long, but a small frame
     st.integers(MAX_TEXT_CHARS, 6_000).map(lambda n: " " * n + "ok"),  # long only before stripping
-    st.sampled_from(["\ud800", "a\udfffb", "   ", ""]),  # lone surrogates (escaped in JSON), blank
+    st.sampled_from(["\ud800", "a\udfffb", "a\x00b", "\x00", "   ", ""]),  # lone surrogates (JSON escapes), NUL, blank
 )
 text_frames = st.one_of(
     typed_texts.map(_typed),
@@ -205,19 +206,10 @@ async def _answered(comm, seen: Transcript, frame: Frame) -> list[dict[str, Any]
     return [m for m in seen.messages[start:] if not (m["type"] == "pong" and m["t"] == marker)]
 
 
-@given(frames=sequences)
-@settings(max_examples=examples(60), deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
-async def test_any_frames_get_their_documented_answer_and_leave_a_whole_conversation(
-        frames, use_simulator, cookie, problems):
-    problems.records.clear()
-    comm = communicator(cookie)
-    connected, _ = await comm.connect()
-    assert connected
-    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
-    conversation_id = seen.of_type("ready")[0]["conversation_id"]
-
-    typed, asked = [], 0
+async def _send_all(comm, seen: Transcript, frames: list[Frame], problems) -> tuple[list[str], int]:
+    """Send each frame and check its answer; returns the typed messages that must be stored and the replies asked for."""
+    typed: list[str] = []
+    asked = 0
     for frame in frames:
         answer = await _answered(comm, seen, frame)
         assert {m["type"] for m in answer} <= SERVER_TYPES, answer
@@ -231,8 +223,26 @@ async def test_any_frames_get_their_documented_answer_and_leave_a_whole_conversa
             typed.append(frame.stored)
         asked += frame.replies
         assert not problems.records, [r.getMessage() for r in problems.records]
+    return typed, asked
 
-    await comm.disconnect()  # Stop: the conversation ends and is stored
+
+@given(frames=sequences)
+@settings(max_examples=examples(60), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+async def test_any_frames_get_their_documented_answer_and_leave_a_whole_conversation(
+        frames, use_simulator, cookie, problems):
+    problems.records.clear()
+    comm = communicator(cookie)
+    connected, _ = await comm.connect()
+    assert connected
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    assert seen.of_type("ready"), (seen.closed_code, seen.messages)
+    conversation_id = seen.of_type("ready")[0]["conversation_id"]
+
+    try:
+        typed, asked = await _send_all(comm, seen, frames, problems)
+    finally:
+        await comm.disconnect()  # Stop: the conversation ends and is stored (and a failed example frees its slot)
     conversation, turns = await _stored(conversation_id)
     assert conversation.status == Conversation.Status.ENDED and not conversation.error
     assert all(t.role in ("user", "assistant") and isinstance(t.text, str) and t.item_id for t in turns)
@@ -245,3 +255,19 @@ async def test_any_frames_get_their_documented_answer_and_leave_a_whole_conversa
     if typed:
         assert conversation.title == " ".join(typed[0].split())[:80]
     assert not problems.records, [r.getMessage() for r in problems.records]
+
+
+async def test_a_reply_holding_nul_and_half_a_surrogate_pair_is_shown_and_stored_whole(use_simulator, cookie):
+    """The model's text is outside input too: PostgreSQL refused the turn with NUL in it, and the reply was lost."""
+    use_simulator.next_replies(["Odd \x00 reply \ud800 here"])
+    comm = communicator(cookie)
+    await comm.connect()
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    conversation_id = seen.of_type("ready")[0]["conversation_id"]
+    await comm.send_to(text_data='{"type":"text","text":"Say something odd"}')
+    seen = await collect(comm, seen, lambda s: bool(s.of_type("response_done")))
+    await comm.disconnect()
+    said = [m["text"] for m in seen.of_type("transcript_done") if m["role"] == "assistant"]
+    assert said == ["Odd \ufffd reply \ufffd here"]
+    _, turns = await _stored(conversation_id)
+    assert [(t.role, t.text) for t in turns] == [("user", "Say something odd"), ("assistant", "Odd \ufffd reply \ufffd here")]
