@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from conversations.models import Conversation, Turn
@@ -219,6 +219,8 @@ async def _send_all(comm, seen: Transcript, frames: list[Frame], problems) -> tu
         assert all(isinstance(m["message"], str) and m["message"] for m in errors)
         if frame.answer:
             assert any(m["type"] == frame.answer for m in answer), (frame, answer)
+        # Which answers the examples reached (shown by --hypothesis-show-statistics).
+        event(f"answered {frame.error or frame.answer or ('reply' if frame.replies else 'nothing')}")
         if frame.stored is not None:
             typed.append(frame.stored)
         asked += frame.replies
@@ -227,7 +229,7 @@ async def _send_all(comm, seen: Transcript, frames: list[Frame], problems) -> tu
 
 
 @given(frames=sequences)
-@settings(max_examples=examples(60), deadline=None,
+@settings(max_examples=examples(100), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 async def test_any_frames_get_their_documented_answer_and_leave_a_whole_conversation(
         frames, use_simulator, cookie, problems):
