@@ -192,20 +192,32 @@ SETTINGS = settings(max_examples=examples(100), deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@given(posted=fields("ga"))
-@SETTINGS
-def test_any_ga_settings_post_is_saved_whole_or_refused_whole(posted, client, user, settings):
+@pytest.fixture
+def ga(settings, client, user):
+    """A logged-in client of a GA deployment (set once per test: each override of `settings` nests another)."""
     settings.AZURE_OPENAI_API_VERSION = ""
     client.force_login(user)
-    _check(client, user, posted, "ga")
+    return client
+
+
+@pytest.fixture
+def preview(settings, client, user):
+    """A logged-in client of a preview deployment."""
+    settings.AZURE_OPENAI_API_VERSION = "2025-04-01-preview"
+    client.force_login(user)
+    return client
+
+
+@given(posted=fields("ga"))
+@SETTINGS
+def test_any_ga_settings_post_is_saved_whole_or_refused_whole(posted, ga, user):
+    _check(ga, user, posted, "ga")
 
 
 @given(posted=fields("preview"))
 @SETTINGS
-def test_any_preview_settings_post_is_saved_whole_or_refused_whole(posted, client, user, settings):
-    settings.AZURE_OPENAI_API_VERSION = "2025-04-01-preview"
-    client.force_login(user)
-    _check(client, user, posted, "preview")
+def test_any_preview_settings_post_is_saved_whole_or_refused_whole(posted, preview, user):
+    _check(preview, user, posted, "preview")
 
 
 def test_instructions_over_the_limit_are_refused_with_the_limit_and_nothing_applied(client, user, settings):
