@@ -85,8 +85,7 @@ def test_markup_in_an_export_is_escaped_not_fenced():
     doc = document()
     doc["turns"][0]["text"] = f"{HOSTILE}\n1. not a list\n    not code\n===\n[x](javascript:alert(1))"
     text = markdown.render(doc)
-    assert r"\<img src=x onerror=\"window.\_\_pwned=1\"\>" not in text  # quotes need no escape
-    assert r"\<img src=x onerror=" in text and r"\<script\>" in text
+    assert r'\<img src=x onerror="window.\_\_pwned=1"\>\<script\>window.\_\_pwned=2\</script\>' in text
     assert r"1\. not a list" in text and r"\===" in text and "\n    not code" not in text
     rendered = RENDERER.render(text)
     assert "<img" not in rendered and "<script" not in rendered and "<a " not in rendered

@@ -11,8 +11,6 @@ from .format import TOKEN_FIELDS
 
 # Backslash-escape what Markdown would read as markup, so words said aloud never become links or raw HTML.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&-])")
-
-
 # What starts a block only at the start of a line: an ordered list item ("1." or "1)"), a setext heading's "=".
 _LINE_START = re.compile(r"^([0-9]{1,9})([.)])|^(=)")
 
