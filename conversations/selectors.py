@@ -303,6 +303,13 @@ def _marked(headline: str, start: str, stop: str, *, excerpt: bool = False) -> S
         first_match = len(pieces[0]) if len(pieces) > 1 else 0
         begin = max(0, first_match - EXCERPT_CHARS // 3)
         end = min(end, max(begin + EXCERPT_CHARS, first_match + (len(pieces[1]) if len(pieces) > 1 else 0)))
+        # Never cut a marked word in two (`<mark>quokk</mark>…`): end before it instead.
+        at = 0
+        for index, piece in enumerate(pieces):
+            if index % 2 and at < end < at + len(piece):
+                end = at
+                break
+            at += len(piece)
     html, at = [], 0
     for index, piece in enumerate(pieces):
         shown = piece[max(0, begin - at): max(0, end - at)]

@@ -41,6 +41,7 @@ def assert_well_typed(command: BrowserCommand) -> None:
     assert isinstance(command.text, str) and len(command.text) <= MAX_TEXT_CHARS
     command.item_id.encode("utf-8")
     command.text.encode("utf-8")
+    assert "\x00" not in command.text
     if command.type == "truncate":
         assert command.item_id
     if command.type == "text":
@@ -190,6 +191,12 @@ def test_lone_surrogates_in_text_become_replacement_characters():
     command = parse_browser_message('{"type":"text","text":"hi \\ud800 there \\udfff"}')
     assert command.text == "hi \ufffd there \ufffd"
     command.text.encode("utf-8")
+
+
+def test_nul_in_text_becomes_a_replacement_character_so_the_turn_can_be_stored():
+    # PostgreSQL refuses NUL in text: the whole turn's write failed after it was sent upstream.
+    assert parse_browser_message('{"type":"text","text":"a\\u0000b"}').text == "a\ufffdb"
+    assert parse_browser_message('{"type":"text","text":"\\u0000 \\ud800"}').text == "\ufffd \ufffd"
 
 
 def test_surrogate_pairs_in_text_are_kept():

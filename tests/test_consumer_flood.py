@@ -179,3 +179,29 @@ async def test_an_oversized_frame_gets_its_error_and_the_socket_stays_open_but_a
     await comm.disconnect()
     assert seen.closed_code == 1008
     assert [e["code"] for e in seen.of_type("error")].count("audio_frame_too_large") >= 9
+
+
+async def test_a_stream_of_tiny_frames_floods_as_ten_milliseconds_each(use_simulator, cookie):
+    """Each frame costs at least 10 ms of audio: 2-byte frames cannot become 48 000 upstream events a second."""
+    comm = communicator(cookie)
+    seen = await _ready(comm)
+    for _ in range(1_200):  # 12 s at 10 ms each, sent at once: past the 10 s burst
+        await comm.send_to(bytes_data=b"\x00\x00")
+    seen = await collect(comm, seen, lambda s: False)
+    await comm.disconnect()
+    assert seen.closed_code == 1008
+    assert seen.of_type("error")[-1]["code"] == "flood"
+    appended = [e for e in use_simulator.received if e["type"] == "input_audio_buffer.append"]
+    assert 900 <= len(appended) <= 1_050  # about the burst (10 s) plus what 2x real time refilled meanwhile
+
+
+async def test_empty_frames_are_ignored_and_never_relayed(use_simulator, cookie):
+    comm = communicator(cookie)
+    seen = await _ready(comm)
+    for _ in range(20):
+        await comm.send_input({"type": "websocket.receive", "bytes": b""})
+    await comm.send_to(text_data='{"type":"ping","t":1}')
+    seen = await collect(comm, seen, lambda s: bool(s.of_type("pong")))
+    await comm.disconnect()
+    assert seen.closed_code is None and not seen.of_type("error")
+    assert not [e for e in use_simulator.received if e["type"] == "input_audio_buffer.append"]

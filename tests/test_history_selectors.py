@@ -239,3 +239,12 @@ def test_a_cut_reply_stores_its_heard_and_sent_lengths_through_the_journal(user)
     ])
     turn = Turn.objects.get(conversation=conversation)
     assert (turn.audio_ms, turn.generated_ms, turn.interrupted) == (600, 2400, True)
+
+
+@on_postgres
+def test_an_excerpt_never_cuts_a_marked_word_in_two(user):
+    line = "quokka " * 11 + "<script>alert(1)</script> " * 3 + "quokka"
+    conversation = stored(user, [("user", line)], title="zoo")
+    [row] = selectors.history_rows(conversations=[conversation], q="quokka")
+    assert row.excerpt.endswith("&lt;/script&gt; …") and "<mark>quokk</mark>" not in row.excerpt
+    assert row.excerpt.count("<mark>quokka</mark>") == 11

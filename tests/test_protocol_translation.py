@@ -198,3 +198,12 @@ def test_audio_frames_must_be_whole_pcm16_samples_and_at_most_a_second():
         protocol.check_audio_frame(bytes(1921))
     with pytest.raises(BrowserMessageError):
         protocol.check_audio_frame(bytes(48_002))
+
+
+@pytest.mark.parametrize("kind,field", [("response.output_audio_transcript.done", "transcript"),
+                                        ("conversation.item.input_audio_transcription.completed", "transcript"),
+                                        ("response.output_audio_transcript.delta", "delta")])
+def test_nul_and_half_surrogate_pairs_from_upstream_become_replacement_characters(kind, field):
+    """What the model says is stored: text PostgreSQL or UTF-8 cannot hold would lose the whole turn."""
+    message, _ = protocol.normalize({"type": kind, "item_id": "item_1", field: "a\x00b\ud800c"})
+    assert message["delta" if field == "delta" else "text"] == "a\ufffdb\ufffdc"

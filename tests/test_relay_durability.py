@@ -208,7 +208,7 @@ async def test_a_second_tab_takes_the_conversation_over_and_the_first_is_told(se
         assert len(sim.sessions) == 1
 
 
-@pytest.mark.parametrize("where", ["browser_command", "upstream_event"])
+@pytest.mark.parametrize("where", ["browser_command", "browser_audio", "upstream_event"])
 async def test_whatever_a_handler_raises_the_conversation_is_stored_ended_and_upstream_closed(
     settings, cookie, monkeypatch, where
 ):
@@ -228,6 +228,9 @@ async def test_whatever_a_handler_raises_the_conversation_is_stored_ended_and_up
         if where == "browser_command":
             monkeypatch.setattr(LiveConversation, "command", broken)
             await comm.send_to(text_data='{"type":"cancel"}')
+        elif where == "browser_audio":  # the hot path raises: the same clean ending
+            monkeypatch.setattr(LiveConversation, "audio_in", broken)
+            await comm.send_to(bytes_data=bytes(960))
         else:
             original = RelayCore.on_upstream
             monkeypatch.setattr(

@@ -409,3 +409,29 @@ async def test_after_a_seeded_history_the_latest_user_item_is_answered(
         events = await recv_until(ws, dialect, "response.done")
         reply = "".join(e["delta"] for e in events if e["type"] == transcript_delta_type(dialect))
         assert reply == "You wrote: And of Italy?"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", ["ga", "preview"])
+async def test_scripted_replies_are_said_in_order_then_replies_are_derived_again(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    hostile = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    sim.next_replies([hostile, "Second   scripted\nreply."])
+    with pytest.raises(ValueError):
+        sim.next_replies(["  "])
+    async with open_session(sim, dialect) as ws:
+        await start(ws, dialect, turn_detection=None)
+        said = []
+        for _ in range(3):
+            await send(ws, user_text("Say something"))
+            await send(ws, {"type": "response.create"})
+            events = await recv_until(ws, dialect, "response.done")
+            deltas = "".join(e["delta"] for e in events if e["type"] == transcript_delta_type(dialect))
+            done_type = ("response.output_audio_transcript.done" if dialect == "ga"
+                         else "response.audio_transcript.done")
+            [done] = [e for e in events if e["type"] == done_type]
+            assert deltas == done["transcript"]
+            said.append(done["transcript"])
+    assert said == [hostile, "Second   scripted\nreply.", "You wrote: Say something."]
+    assert sim.history()[-1] == ("assistant", "audio", "You wrote: Say something.")

@@ -264,8 +264,12 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _str(value: Any) -> str:
-    """The value if it is a string, else empty."""
-    return value if isinstance(value, str) else ""
+    """The value if it is a string, else empty; NUL and unpaired surrogates become U+FFFD, so it can be stored."""
+    if not isinstance(value, str):
+        return ""
+    if value.isascii():  # the usual case, and a cheap test: only NUL can be wrong
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    return storable_text(value)
 
 
 def _count(value: Any, limit: int = 2**31 - 1) -> int:
@@ -412,9 +416,19 @@ def _has_lone_surrogate(text: str) -> bool:
     return False
 
 
-def _without_lone_surrogates(text: str) -> str:
-    """Replace unpaired surrogates with U+FFFD, as a browser's TextEncoder does."""
-    return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+def storable_text(text: str) -> str:
+    """Text any database stores: unpaired surrogates (as a browser's TextEncoder does) and NUL become U+FFFD.
+
+    PostgreSQL refuses NUL in text and UTF-8 cannot encode half a surrogate pair; either would make the
+    write of a whole turn fail after it was said.
+    """
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= ch <= "\udfff" else ch for ch in text)
+    return text
 
 
 def _finite_number(value: Any) -> bool:
@@ -476,7 +490,7 @@ def parse_browser_message(raw: str) -> BrowserCommand:
         text = data.get("text")
         if not isinstance(text, str):
             raise BrowserMessageError("invalid_text", "A text message needs its text as a string.")
-        text = _without_lone_surrogates(text).strip()
+        text = storable_text(text).strip()
         if not text:
             raise BrowserMessageError("empty_text", "Type something before sending.")
         if len(text) > MAX_TEXT_CHARS:

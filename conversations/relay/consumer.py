@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from ..realtime import protocol
-from ..realtime.protocol import MAX_AUDIO_FRAME_BYTES, BrowserMessageError
+from ..realtime.protocol import BrowserMessageError
 from .admission import DeploymentBusy
 from .conversation import LiveConversation
 from .failures import (
@@ -30,7 +30,7 @@ from .failures import (
     CLOSE_UNAUTHENTICATED,
     Failure,
 )
-from .flood import FloodLimits
+from .flood import MAX_FRAME_COST_BYTES, MIN_FRAME_COST_BYTES, FloodLimits
 from .opening import ConversationNotFound, open_conversation
 from .quota import LimitReached
 
@@ -175,13 +175,14 @@ class TalkConsumer(AsyncWebsocketConsumer):
                 pcm = message.get("bytes")
                 if pcm is not None:
                     # The hot path: counted, then straight to the conversation, no database, no JSON.
-                    # A frame too long to relay costs the most a frame may carry, so a stream of them floods too.
+                    # Every frame costs at least 10 ms and at most 1 s of audio (see flood.py).
                     size = len(pcm)
-                    if not self._audio_budget.take(size if size < MAX_AUDIO_FRAME_BYTES else MAX_AUDIO_FRAME_BYTES,
-                                                   monotonic()):
+                    cost = (MIN_FRAME_COST_BYTES if size < MIN_FRAME_COST_BYTES
+                            else MAX_FRAME_COST_BYTES if size > MAX_FRAME_COST_BYTES else size)
+                    if not self._audio_budget.take(cost, monotonic()):
                         await self._flood("audio")
                         return
-                    if self.live is not None:
+                    if self.live is not None and size:  # an empty frame carries nothing to relay
                         await self.live.audio_in(pcm)
                     return
                 # After a flood close, a message the server had already queued must not be answered:

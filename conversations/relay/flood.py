@@ -3,7 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..realtime.protocol import BYTES_PER_MS
+from ..realtime.protocol import BYTES_PER_MS, MAX_AUDIO_FRAME_BYTES
+
+# What the smallest audio frame costs (10 ms): tiny or empty frames would otherwise be nearly free, and a
+# stream of 2-byte frames within 2x real time is 48 000 frames a second, each relayed upstream as an event.
+MIN_FRAME_COST_BYTES = 10 * BYTES_PER_MS
+# What the largest costs (1 s): a frame refused as too long still counts, so a stream of them floods too.
+MAX_FRAME_COST_BYTES = MAX_AUDIO_FRAME_BYTES
 
 
 class TokenBucket:

@@ -23,6 +23,9 @@ TOKEN_FIELDS = (
 )
 # PositiveIntegerField's upper bound on PostgreSQL; larger numbers would fail at insert, not here.
 MAX_INT = 2_147_483_647
+# The years an imported time may fall in (in UTC): far from the calendar's ends, where turning a time into
+# another zone (UTC for the database, the site's zone for a page) would leave the calendar and fail.
+MIN_YEAR, MAX_YEAR = 1970, 9000
 # A file with thousands of problems is not worth listing one by one.
 MAX_ERRORS = 100
 
@@ -171,6 +174,9 @@ class _Checker:
             # PostgreSQL refuses NUL characters in text.
             self.fail(where, _("must not contain NUL characters"))
             return default
+        if _lone_surrogate(value):
+            self.fail(where, _half_pair())
+            return default
         return value
 
     def choice(self, parent: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...]) -> str:
@@ -229,8 +235,17 @@ class _Checker:
                 parsed = dt.datetime.fromisoformat(value)
             except ValueError:
                 parsed = None
-            if parsed is not None and parsed.tzinfo is not None:
-                return parsed
+            if parsed is not None and parsed.tzinfo is not None and parsed.utcoffset() is not None:
+                try:
+                    utc = parsed.astimezone(dt.UTC)
+                except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC
+                    utc = None
+                # Inside the years a page can show in any time zone and the database reads back.
+                if utc is not None and MIN_YEAR <= utc.year <= MAX_YEAR:
+                    return parsed
+                self.fail(where, _("must be between the years %(first)s and %(last)s")
+                          % {"first": MIN_YEAR, "last": MAX_YEAR})
+                return None
         self.fail(where, _("must be a date and time with a time zone, like 2026-01-31T14:05:00+00:00"))
         return None
 
@@ -240,6 +255,20 @@ class _Checker:
             self.fail(where, _("must be a list") if key in parent else _("is missing"))
             return []
         return value
+
+
+def _half_pair() -> str:
+    """The problem with a JSON escape such as \\ud800: half of a UTF-16 pair, which no database stores as UTF-8."""
+    return _("must be valid Unicode text (it holds half of a UTF-16 surrogate pair)")
+
+
+def _lone_surrogate(text: str) -> bool:
+    """Whether the text holds an unpaired surrogate (which UTF-8, and so the database, cannot encode)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _printable(text: str) -> str:
@@ -256,10 +285,14 @@ def _check_json_text(c: _Checker, value: Any, where: str) -> None:
         if isinstance(item, str):
             if "\x00" in item:
                 c.fail(at, _("must not contain NUL characters"))
+            elif _lone_surrogate(item):
+                c.fail(at, _half_pair())
         elif isinstance(item, dict):
             for key, child in item.items():
                 if "\x00" in key:
                     c.fail(at, _("must not contain NUL characters"))
+                elif _lone_surrogate(key):
+                    c.fail(at, _half_pair())
                 pending.append((child, f"{at}.{_printable(key[:40])}"))
         elif isinstance(item, list):
             pending.extend((child, f"{at}[{index}]") for index, child in enumerate(item))

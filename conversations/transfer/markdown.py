@@ -11,11 +11,28 @@ from .format import TOKEN_FIELDS
 
 # Backslash-escape what Markdown would read as markup, so words said aloud never become links or raw HTML.
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+!|~&-])")
+# What starts a block only at the start of a line: an ordered list item ("1." or "1)"), a setext heading's "=".
+_LINE_START = re.compile(r"^([0-9]{1,9})([.)])|^(=)")
 
 
 def escape(text: str) -> str:
     """Text with every Markdown special character escaped."""
     return _SPECIAL.sub(r"\\\1", text)
+
+
+def escape_line(line: str) -> str:
+    """One line of what was said as one line of a paragraph: no list, heading or code block can start there.
+
+    Leading blanks go (four of them would start a code block; a paragraph drops them anyway), every special
+    character is escaped, and so are a list number's dot and a heading underline's "=" at the start.
+    """
+    escaped = escape(line.lstrip(" \t"))
+    return _LINE_START.sub(lambda m: f"{m[1]}\\{m[2]}" if m[1] else "\\=", escaped)
+
+
+def _one_line(text: str) -> str:
+    """A title or a remark on one line: line breaks would end a heading or a paragraph."""
+    return escape_line(" ".join(text.split()))
 
 
 def _moment(value: str | None) -> dt.datetime | None:
@@ -31,14 +48,14 @@ def render(document: dict[str, Any]) -> str:
     started = _moment(conversation["started_at"])
     title = conversation["title"] or _("Conversation of %(date)s") % {
         "date": f"{started:%Y-%m-%d %H:%M}" if started else "?"}
-    lines = [f"# {escape(title)}", ""]
+    lines = [f"# {_one_line(title)}", ""]
     if started:
         lines.append(_("Started %(when)s") % {"when": f"{started:%Y-%m-%d %H:%M:%S %Z}".strip()} + "  ")
     ended = _moment(conversation["ended_at"])
     if ended:
         lines.append(_("Ended %(when)s") % {"when": f"{ended:%Y-%m-%d %H:%M:%S %Z}".strip()} + "  ")
     if conversation["status"] == "failed":
-        lines.append(_("The conversation failed: %(error)s") % {"error": escape(conversation["error"] or "?")} + "  ")
+        lines.append(_("The conversation failed: %(error)s") % {"error": _one_line(conversation["error"] or "?")} + "  ")
     lines.append("")
     speakers = {"user": _("You"), "assistant": _("Assistant")}
     for turn in document["turns"]:
@@ -53,10 +70,10 @@ def render(document: dict[str, Any]) -> str:
             reason = turn.get("status_reason") or ""
             marks.append(f"{turn['status']}: {reason}" if reason else turn["status"])
         if marks:
-            head += " · *" + escape("; ".join(marks)) + "*"
+            head += " · *" + _one_line("; ".join(marks)) + "*"
         lines.append(head + "  ")
         text = turn["text"] or _("(nothing was transcribed)")
-        lines.extend(escape(line) + "  " for line in text.splitlines() or [""])
+        lines.extend(escape_line(line) + "  " for line in text.splitlines() or [""])
         lines.append("")
     totals = {name: sum(row.get(name, 0) for row in document["usage"]) for name in TOKEN_FIELDS}
     lines.append(f"## {_('Tokens')}")

@@ -245,6 +245,13 @@ class RealtimeSimulator:
             raise ValueError(f"unknown response outcomes {unknown}; use {sorted(RESPONSE_OUTCOMES)}")
         self.options.response_outcomes.extend(queued)  # one atomic extend: safe from any thread
 
+    def next_replies(self, texts: Iterable[str]) -> None:
+        """Queue what the next responses say, one per response in creation order, instead of the derived reply."""
+        queued = list(texts)
+        if not all(isinstance(text, str) and text.strip() for text in queued):
+            raise ValueError("a scripted reply must be non-empty text")
+        self.options.reply_texts.extend(queued)  # one atomic extend: safe from any thread
+
     def refuse_next(self, status: int, n: int = 1, *, retry_after_s: int | None = None) -> None:
         """Refuse the next `n` handshakes with HTTP `status`, or with ABORT (1006) drop them unanswered.
 

@@ -52,6 +52,7 @@ class Options:
     transcription_delay_s: float = 0.15
     transcription_failures: int = 0  # the next N transcriptions fail, in whichever session
     response_outcomes: deque[str] = field(default_factory=deque)  # one is used per response
+    reply_texts: deque[str] = field(default_factory=deque)  # scripted replies, one per response, else derived
     reject_session_update_param: str | None = None
     # What `rate_limits.updated` reports (the service's list of requests/tokens limits); None: generous.
     rate_limits: list[dict[str, Any]] | None = None
@@ -82,6 +83,7 @@ class Run:
     id: str
     override: dict[str, Any]
     outcome: str = "completed"  # one of RESPONSE_OUTCOMES
+    reply: str | None = None  # a scripted reply (RealtimeSimulator.next_replies), else derived from the conversation
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -596,8 +598,9 @@ class SimulatedSession:
         await self._cancel(self.active, "client_cancelled")
 
     def _start_response(self, override: dict[str, Any]) -> None:
-        outcomes = self.options.response_outcomes
-        run = Run(new_id("resp"), override, outcomes.popleft() if outcomes else "completed")
+        outcomes, replies = self.options.response_outcomes, self.options.reply_texts
+        run = Run(new_id("resp"), override, outcomes.popleft() if outcomes else "completed",
+                  replies.popleft() if replies else None)
         self.active = run
         run.task = self._spawn(self._respond(run))
 
@@ -645,7 +648,7 @@ class SimulatedSession:
         """Stream one response in the service's order, honouring cancellation and the output budget."""
         modalities = dialects.output_modalities(self.dialect, self.session, run.override)
         audio_out = dialects.wants_audio(modalities)
-        reply = self.reply_text()
+        reply = run.reply if run.reply is not None else self.reply_text()
         voice = dialects.voice(self.dialect, self.session)
         pcm = (
             await synthesize(reply, voice=voice, speed=dialects.speed(self.dialect, self.session))
