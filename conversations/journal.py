@@ -126,7 +126,7 @@ class Journal:
             delay = retry_delay(failures, self.retry_base_s, self.retry_max_s)
             log = logger.warning if failures == 1 else logger.info
             log("Conversation %s: database unavailable (%s: %s); %d writes wait, retrying in %.1fs",
-                self.conversation_id, type(error).__name__, str(error).strip()[:200], len(self._pending), delay)
+                self.conversation_id, type(error).__name__, _one_line(error), len(self._pending), delay)
             await asyncio.sleep(delay)
 
     async def _store(self, batch: list[JournalOp]) -> BaseException | None:
@@ -150,8 +150,7 @@ class Journal:
             except Exception as exc:  # noqa: BLE001
                 self.set_aside.append(op)
                 logger.error("Conversation %s: write set aside, it failed on its own (%s: %s): %s",
-                             self.conversation_id, type(exc).__name__, str(exc).strip().splitlines()[0][:200]
-                             if str(exc).strip() else "", describe(op))
+                             self.conversation_id, type(exc).__name__, _one_line(exc), describe(op))
             self._done(1)
         return None
 
@@ -201,3 +200,8 @@ class Journal:
                      f" (the first {in_flight} were being written and may have been stored)" if in_flight else "")
         for op in unsaved:
             logger.error("Conversation %s: not stored: %s", self.conversation_id, describe(op))
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one short line (psycopg's run over several)."""
+    return " ".join(str(exc).split())[:200]
