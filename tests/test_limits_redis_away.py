@@ -18,7 +18,7 @@ from conversations.realtime.client import RealtimeTarget
 
 from .browser_support import free_port
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -35,6 +35,7 @@ def _spent(user, usd: str) -> None:
     Usage.objects.create(conversation=conversation, response_id="resp_1", model="gpt-realtime", cost=Decimal(usd))
 
 
+@pytest.mark.asyncio
 async def test_a_new_conversation_is_admitted_on_local_counters_and_the_outage_is_logged_once(user, redis_away, caplog):
     first = await admit(user, new=True)
     second = await admit(user, new=True)
@@ -44,6 +45,7 @@ async def test_a_new_conversation_is_admitted_on_local_counters_and_the_outage_i
         await q.close()
 
 
+@pytest.mark.asyncio
 async def test_the_live_conversation_limit_holds_in_this_process(user, redis_away, settings):
     settings.LIMIT_CONCURRENT_CONVERSATIONS = 1
     first = await admit(user, new=True)
@@ -53,6 +55,7 @@ async def test_the_live_conversation_limit_holds_in_this_process(user, redis_awa
     await (await admit(user, new=True)).close()  # its slot was freed
 
 
+@pytest.mark.asyncio
 async def test_the_daily_budget_still_holds_from_the_ledger(user, redis_away, settings):
     settings.LIMIT_COST_PER_DAY_USD = 0.5
     await database_sync_to_async(_spent)(user, "0.75")
@@ -60,6 +63,7 @@ async def test_the_daily_budget_still_holds_from_the_ledger(user, redis_away, se
         await admit(user, new=True)
 
 
+@pytest.mark.asyncio
 async def test_the_deployment_cap_holds_in_this_process(redis_away, settings):
     settings.DEPLOYMENT_MAX_SESSIONS = 1
     target = RealtimeTarget(provider="azure", url="wss://example.invalid", dialect="ga",
@@ -71,6 +75,7 @@ async def test_the_deployment_cap_holds_in_this_process(redis_away, settings):
     await slot.close()
 
 
+@pytest.mark.asyncio
 async def test_counting_moves_back_to_redis_with_the_slot_and_counters_rebuilt_from_the_ledger(user, settings, monkeypatch):
     import os
 
@@ -97,3 +102,17 @@ async def test_counting_moves_back_to_redis_with_the_slot_and_counters_rebuilt_f
             client.delete(key)
         client.close()
         settings.REDIS_URL = ""
+
+
+def test_the_staff_live_list_says_redis_is_away_instead_of_failing(client, django_user_model, settings, monkeypatch):
+    from conversations import live_registry
+
+    staff = django_user_model.objects.create_user(username="root", password="x", is_staff=True)
+    client.force_login(staff)
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setattr(live_registry, "_heartbeat", None)
+    page = client.get("/staff/live/")
+    assert page.status_code == 503 and "cannot be reached right now" in page.content.decode()
+    refresh = client.get("/staff/live.json")
+    assert refresh.status_code == 503 and refresh.json() == {"error": "registry_unavailable"}
+    settings.REDIS_URL = ""
