@@ -171,6 +171,27 @@ class Journal:
         for _ in range(count):
             self._pending.popleft()
 
+    def give_up(self, why: str) -> None:
+        """Stop now and name every write still queued as not stored (the end was cut short)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+        if self._abandoned or not self._pending:
+            self._pending.clear()
+            return
+        self._report_unsaved(why)
+
+    def _report_unsaved(self, why: str) -> None:
+        unsaved, self._pending = list(self._pending), deque()
+        in_flight = self._in_flight
+        self.not_stored.extend(unsaved)
+        logger.error("Conversation %s: %d writes not stored: %s%s", self.conversation_id, len(unsaved), why,
+                     f" (the first {in_flight} were being written and may have been stored)" if in_flight else "")
+        for op in unsaved:
+            logger.error("Conversation %s: not stored: %s", self.conversation_id, describe(op))
+
     async def close(self, timeout: float | None = None) -> None:
         """Store everything queued (including writes put while this waits), then stop; waits at most `timeout` s.
 
@@ -185,6 +206,8 @@ class Journal:
             if not done:
                 task.cancel()
                 await asyncio.wait({task})
+        if self._closed:
+            return  # given up meanwhile: already reported
         self._closed = True
         if task is not None and task.done() and not task.cancelled() and task.exception() is not None:
             logger.error("Conversation %s: the journal's writer failed", self.conversation_id,
@@ -192,14 +215,7 @@ class Journal:
         if self._abandoned or not self._pending:
             self._pending.clear()
             return
-        unsaved, self._pending = list(self._pending), deque()
-        in_flight = self._in_flight
-        self.not_stored.extend(unsaved)
-        logger.error("Conversation %s: %d writes not stored: the database did not take them within %gs of the "
-                     "end%s", self.conversation_id, len(unsaved), timeout,
-                     f" (the first {in_flight} were being written and may have been stored)" if in_flight else "")
-        for op in unsaved:
-            logger.error("Conversation %s: not stored: %s", self.conversation_id, describe(op))
+        self._report_unsaved(f"the database did not take them within {timeout:g}s of the end")
 
 
 def _one_line(exc: BaseException) -> str:

@@ -136,3 +136,66 @@ def test_a_conversation_talks_through_a_database_restart_and_every_turn_is_store
     assert [role for role, _ in turns] == ["user", "assistant"] * 3
     assert [text for role, text in turns if role == "user"] == said
     assert [text for role, text in turns if role == "assistant"] == [t["text"] for t, _ in replies]
+
+
+def test_a_server_stopped_while_the_database_is_down_names_each_write_it_could_not_store_and_the_next_one_sweeps_it(
+        own_postgres, tmp_path):
+    from websockets.asyncio.client import connect
+
+    from .browser_support import ARTIFACTS
+
+    pg = own_postgres
+    server_env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", "DATABASE_URL": pg.url,
+                  "REDIS_URL": "", "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "MEDIA_ROOT": str(tmp_path / "media"),
+                  "JOURNAL_CLOSE_TIMEOUT_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "60"}
+    env = {**os.environ, **server_env}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=180)
+    cookie = subprocess.run([sys.executable, "-c", LOGIN_SCRIPT], cwd=ROOT, env=env, check=True,
+                            capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+    secret = "The words of the lost turn"
+
+    async def talk(url: str, server: subprocess.Popen) -> str:
+        async with connect(url.replace("http", "ws") + "/ws/talk/", origin=url, additional_headers={"Cookie": cookie},
+                           open_timeout=10) as ws:
+            conversation_id = None
+            async with asyncio.timeout(30):
+                while conversation_id is None:
+                    frame = await ws.recv()
+                    if isinstance(frame, str) and json.loads(frame)["type"] == "ready":
+                        conversation_id = json.loads(frame)["conversation_id"]
+            await _reply(ws, "Stored before the outage")
+            await asyncio.to_thread(wait_until, lambda: pg.query(
+                "SELECT count(*) FROM conversations_turn WHERE conversation_id = %s", conversation_id)[0][0] == 2, 10)
+            await asyncio.to_thread(pg.stop)
+            await _reply(ws, secret)
+            server.terminate()  # SIGTERM while the database is down
+            return conversation_id
+
+    port = free_port()
+    from voiceapp import serve
+
+    from .browser_support import served
+
+    with served(f"server-{port}", serve.command("127.0.0.1", port), port, server_env) as server:
+        conversation_id = asyncio.run(talk(f"http://127.0.0.1:{port}", server))
+        assert server.wait(60) in (0, -15)  # the shutdown gave up on the writes within its bound
+    log = (ARTIFACTS / f"server-{port}.log").read_text()
+    lost = [line.split("not stored: ", 1)[1] for line in log.splitlines()
+            if f"Conversation {conversation_id}: not stored: " in line]
+    assert f"Conversation {conversation_id}: {len(lost)} writes not stored: the database did not take them within 2s" in log
+    # The turn said while the database was down is named (its place and length, never its words), and the end.
+    assert any(op.startswith("TurnAdded") and "role=user position=2" in op and f"text={len(secret)} chars" in op
+               for op in lost)
+    assert lost[-1].startswith("ConversationEnded failed=False ended_by=")  # Stop or the shutdown, whichever came first
+    assert secret not in log
+
+    # The database comes back; the next server (one process, no Redis) finds the conversation still active
+    # and, nothing being live in it yet, closes it as interrupted at its last stored turn.
+    pg.start()
+    assert pg.query("SELECT status FROM conversations_conversation WHERE id = %s", conversation_id) == [("active",)]
+    with app_server(server_env):
+        closed = wait_until(lambda: pg.query("SELECT status, ended_by, ended_at FROM conversations_conversation "
+                                             "WHERE id = %s AND ended_at IS NOT NULL", conversation_id), 20)
+    last_turn = pg.query("SELECT max(created_at) FROM conversations_turn WHERE conversation_id = %s", conversation_id)
+    assert closed == [("ended", "interrupted", last_turn[0][0])]

@@ -241,3 +241,60 @@ async def test_a_write_the_database_refuses_is_set_aside_and_the_rest_of_the_con
     assert [op.item_id for op in journal.set_aside] == ["item_bad"]
     [line] = error_lines(caplog)
     assert str(conversation.pk) in line and "TurnAdded item=item_bad" in line and "IntegrityError" in line
+
+
+@pytest.mark.asyncio
+async def test_an_end_cut_short_names_each_write_still_queued(caplog):
+    db = FakeDatabase(down_for=10**6)
+    journal = fast_journal(db)
+    queued = [*ops(2), ConversationEnded()]
+    for op in queued:
+        journal.put(op)
+    await asyncio.sleep(0.01)
+    journal.give_up("the server stopped before they could be stored")
+    await asyncio.sleep(0)
+    assert journal.not_stored == queued
+    lines = error_lines(caplog)
+    assert "3 writes not stored: the server stopped before they could be stored" in lines[0]
+    assert lines[1:] == [f"Conversation conv-1: not stored: {describe(op)}" for op in queued]
+    await journal.close(timeout=1)  # already reported: nothing more
+    assert len(error_lines(caplog)) == 4
+
+
+@pytest.mark.asyncio
+async def test_a_shutdown_that_runs_out_of_time_cuts_the_endings_short(monkeypatch):
+    from conversations.relay import lifespan
+    from conversations.relay.registry import LiveRegistry
+
+    class Stuck:
+        """A conversation whose end waits on a database that never answers."""
+
+        def __init__(self) -> None:
+            self.ending = asyncio.ensure_future(asyncio.sleep(3600))
+            self.conversation_id = "stuck"
+
+        async def end(self, by: str = "user") -> None:
+            await asyncio.shield(self.ending)
+
+        def cut_short(self):
+            self.ending.cancel()
+            return self.ending
+
+    registry = LiveRegistry()
+    stuck = Stuck()
+    registry.add("stuck", stuck)
+    monkeypatch.setattr(lifespan, "live_conversations", registry)
+    assert await lifespan.end_all_live_conversations(timeout=0.1) == 1
+    assert stuck.ending.cancelled()
+
+
+def test_the_shutdown_allows_for_the_journals_bound(settings):
+    from conversations.relay.lifespan import shutdown_timeout
+    from voiceapp.serve import OPTIONS
+
+    settings.JOURNAL_CLOSE_TIMEOUT_SECONDS = 7
+    assert shutdown_timeout() == 17
+    # uvicorn cuts requests first, then the app ends its conversations: by default both within a 30 s stop
+    # grace period (docker-compose.yml's stop_grace_period, Kubernetes' default).
+    settings.JOURNAL_CLOSE_TIMEOUT_SECONDS = 10.0
+    assert OPTIONS["timeout_graceful_shutdown"] + shutdown_timeout() <= 30

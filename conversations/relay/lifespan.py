@@ -36,11 +36,16 @@ async def end_all_live_conversations(timeout: float | None = None) -> int:
     live = live_conversations.all()
     if live:
         logger.info("Server stopping: ending %d live conversation(s)", len(live))
-        done, pending = await asyncio.wait([asyncio.ensure_future(c.end(by="system")) for c in live], timeout=timeout)
-        for task in pending:
-            task.cancel()
+        ending = {asyncio.ensure_future(c.end(by="system")): c for c in live}
+        done, pending = await asyncio.wait(ending, timeout=timeout)
         if pending:
             logger.error("%d conversation(s) did not end within %ss of shutdown", len(pending), timeout)
+            # Cut them short: each journal then names, one line per write, what it could not store.
+            cut = [f for f in (ending[task].cut_short() for task in pending) if f is not None]
+            for task in pending:
+                task.cancel()
+            if cut:
+                await asyncio.wait(cut, timeout=1.0)
     return len(live)
 
 
