@@ -16,6 +16,8 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from .outage import REDIS_DOWN, redis_outage
+
 logger = logging.getLogger(__name__)
 
 CONVERSATION_DELETED = "conversation.deleted"
@@ -28,6 +30,9 @@ HOLDING = "conversation.holding"
 HANDED_OVER = "conversation.handed_over"
 # A channel layer that is away (Redis down) is tried again this long after.
 RETRY_S = 2.0
+# A live conversation joins its groups again this often: a Redis that restarted (even between two calls,
+# so nobody saw an error) has lost them, and only one receiver per process sees the layer fail.
+REJOIN_S = 30.0
 
 
 def conversation_group(conversation_id: Any) -> str:
@@ -120,12 +125,28 @@ class Inbox:
         self._channel = ""
         self._joined: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._rejoin: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Join the groups and listen, in a task of its own: nothing on the audio path waits for the layer."""
         self._layer = get_channel_layer()
         if self._layer is not None:
             self._task = asyncio.create_task(self._run(), name=f"inbox-{self.groups[0]}")
+            self._rejoin = asyncio.create_task(self._keep_joined(), name=f"inbox-rejoin-{self.groups[0]}")
+
+    async def _keep_joined(self) -> None:
+        """Join the groups again every REJOIN_S (joining twice changes nothing), so a restarted Redis has them back."""
+        while True:
+            await asyncio.sleep(REJOIN_S)
+            if not self._channel:
+                continue
+            try:
+                for group in self.groups:
+                    await self._layer.group_add(group, self._channel)
+            except REDIS_DOWN as exc:
+                redis_outage.failed(exc, f"joining {self.groups[0]} again")
+            except Exception:  # noqa: BLE001 - the next round tries again
+                logger.warning("Could not join %s again", self.groups[0], exc_info=True)
 
     async def _run(self) -> None:
         layer = self._layer
@@ -140,10 +161,19 @@ class Inbox:
                 message = await layer.receive(self._channel)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: the conversation carries on, and is reachable once it is back
-                logger.warning("Channel layer unavailable for %s; retrying in %ss", self.groups[0], RETRY_S, exc_info=True)
+            except REDIS_DOWN as exc:  # Redis away: the conversation carries on, and is reachable once it is back
+                redis_outage.failed(exc, f"listening for messages to {self.groups[0]}")
+                # A Redis that restarted lost the groups: join them again (joining twice changes nothing).
+                self._joined = []
                 await asyncio.sleep(RETRY_S)
                 continue
+            except Exception:  # noqa: BLE001 - whatever it is, the conversation carries on
+                logger.warning("Channel layer unavailable for %s; retrying in %ss", self.groups[0], RETRY_S, exc_info=True)
+                self._joined = []
+                await asyncio.sleep(RETRY_S)
+                continue
+            if redis_outage.down:
+                redis_outage.recovered()
             if message.get("type") == CONVERSATION_DELETED:
                 await self.on_deleted()
                 return
@@ -168,6 +198,9 @@ class Inbox:
 
     async def close(self) -> None:
         """Stop listening and leave the groups (called as the conversation ends, maybe from `on_deleted` itself)."""
+        rejoin, self._rejoin = self._rejoin, None
+        if rejoin is not None:
+            rejoin.cancel()
         task, self._task = self._task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -22,6 +22,8 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from .outage import REDIS_DOWN, redis_outage
+
 logger = logging.getLogger(__name__)
 
 # Drops entries whose expiry passed from both structures at once, so no half-entry is ever listed.
@@ -195,11 +197,16 @@ class Heartbeat:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Redis away: conversations carry on; the next beat writes them all
-                logger.warning("Could not update the live-conversation registry: %r", exc)
+                if isinstance(exc, REDIS_DOWN):
+                    redis_outage.failed(exc, "updating the live-conversation registry")
+                else:
+                    logger.warning("Could not update the live-conversation registry: %r", exc)
                 failed = True
                 for entry in remove:
                     if entry.field not in self._live:
                         self._removed.setdefault(entry.field, entry)
+            if not failed and refresh_all and put:
+                redis_outage.recovered()  # every live conversation of this process is listed again
             if not self._live and not self._removed:
                 return  # nothing left to keep alive; the next add starts a new task
             wake.clear()

@@ -24,6 +24,8 @@ class Conversation(models.Model):
         USER = "user", "User"
         STAFF = "staff", "Staff"
         SYSTEM = "system", "System"
+        # Its worker died (killed, crashed) while it was live: closed later by the sweep (conversations/sweep.py).
+        INTERRUPTED = "interrupted", "Interrupted"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations")
@@ -37,7 +39,7 @@ class Conversation(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     upstream_session_id = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
-    ended_by = models.CharField(max_length=8, choices=EndedBy.choices, blank=True)
+    ended_by = models.CharField(max_length=16, choices=EndedBy.choices, blank=True)
     # The id the conversation had in the export it was imported from: the same file twice is found by it.
     imported_from = models.CharField(max_length=100, blank=True)
 

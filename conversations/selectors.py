@@ -102,6 +102,12 @@ def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> S
     return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns)
 
 
+def active_conversation_ids() -> list[str]:
+    """Every conversation the database still has as active (live somewhere, or left so by a worker that died)."""
+    ids = Conversation.objects.filter(status=Conversation.Status.ACTIVE, ended_at__isnull=True).values_list("pk", flat=True)
+    return [str(pk) for pk in ids]
+
+
 def conversation_for(*, user: AbstractBaseUser, conversation_id: str) -> Conversation | None:
     """The user's own conversation with that id, or None for a malformed id or anyone else's conversation."""
     try:

@@ -10,8 +10,9 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import F, Max
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from . import live, selectors
@@ -96,6 +97,22 @@ def conversation_end(*, conversation_id: Any, failed: bool = False, error: str =
     Conversation.objects.filter(pk=conversation_id, ended_at__isnull=True).update(
         status=status, ended_at=timezone.now(), error=error[:2000], ended_by=ended_by
     )
+
+
+def conversations_interrupt(*, conversation_ids: Sequence[Any]) -> int:
+    """Close conversations whose worker died while they were live: ended, by "interrupted", when their last turn was stored.
+
+    Only rows still active are touched (a conversation continued or ended meanwhile is left alone), so
+    several workers may sweep at once. Returns how many were closed.
+    """
+    if not conversation_ids:
+        return 0
+    last_turn = Turn.objects.filter(conversation=OuterRef("pk")).order_by().values("conversation")
+    last_turn = last_turn.annotate(last=Max("created_at")).values("last")
+    return Conversation.objects.filter(
+        pk__in=list(conversation_ids), status=Conversation.Status.ACTIVE, ended_at__isnull=True
+    ).update(status=Conversation.Status.ENDED, ended_by=Conversation.EndedBy.INTERRUPTED,
+             ended_at=Coalesce(Subquery(last_turn), F("started_at")))
 
 
 def turn_add(
@@ -318,33 +335,18 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
 
 
 def journal_apply(*, conversation_id: Any, ops: Sequence[JournalOp]) -> None:
-    """Apply a batch of journal writes in one transaction, falling back to one by one so none is lost.
+    """Apply a batch of journal writes in one transaction: all of them, or none (the error is raised).
 
-    A deleted conversation takes its writes with it: they are dropped, nothing is re-created.
-    Database outages (OperationalError, InterfaceError) propagate so the journal can retry the batch.
+    A deleted conversation takes its writes with it: they are dropped, nothing is re-created. Whatever
+    fails is raised to the journal, which retries a database outage and isolates a write that fails on
+    its own (conversations/journal.py).
     """
-    try:
-        with transaction.atomic():
-            if not _conversation_held(conversation_id):
-                logger.info("Conversation %s was deleted; %d writes dropped", conversation_id, len(ops))
-                return
-            for op in ops:
-                journal_apply_one(conversation_id=conversation_id, op=op)
-        return
-    except (OperationalError, InterfaceError):
-        raise
-    except Exception:  # noqa: BLE001 - one bad write must not cost the rest of the batch
-        logger.exception("A batch of %d conversation writes failed; retrying them one by one", len(ops))
-    for op in ops:
-        try:
-            with transaction.atomic():
-                if not _conversation_held(conversation_id):
-                    return
-                journal_apply_one(conversation_id=conversation_id, op=op)
-        except (OperationalError, InterfaceError):
-            raise
-        except Exception:  # noqa: BLE001
-            logger.exception("Conversation %s write %r failed", conversation_id, op)
+    with transaction.atomic():
+        if not _conversation_held(conversation_id):
+            logger.info("Conversation %s was deleted; %d writes dropped", conversation_id, len(ops))
+            return
+        for op in ops:
+            journal_apply_one(conversation_id=conversation_id, op=op)
 
 
 def _conversation_held(conversation_id: Any) -> bool:

@@ -17,6 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from . import selectors, services
+from .outage import REDIS_DOWN
 
 
 def staff_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
@@ -51,7 +52,11 @@ def _row_json(row: selectors.LiveRow) -> dict[str, Any]:
 @staff_required
 def live_sessions(request: HttpRequest) -> HttpResponse:
     """Every live conversation across the workers; the page's script refreshes the table from `live_sessions_json`."""
-    return render(request, "conversations/staff_live.html", {"rows": selectors.live_sessions()})
+    try:
+        rows = selectors.live_sessions()
+    except REDIS_DOWN:  # the registry is in Redis: say so, rather than fail the page
+        return render(request, "conversations/staff_live.html", {"rows": [], "registry_unavailable": True}, status=503)
+    return render(request, "conversations/staff_live.html", {"rows": rows})
 
 
 @require_GET
@@ -59,7 +64,10 @@ def live_sessions(request: HttpRequest) -> HttpResponse:
 @staff_required
 def live_sessions_json(request: HttpRequest) -> JsonResponse:
     """The live list as JSON, for the page's refresh."""
-    rows = selectors.live_sessions()
+    try:
+        rows = selectors.live_sessions()
+    except REDIS_DOWN:  # the page says it could not refresh, and tries again
+        return JsonResponse({"error": "registry_unavailable"}, status=503)
     return JsonResponse({"rows": [_row_json(row) for row in rows]})
 
 

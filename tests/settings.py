@@ -18,7 +18,14 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
 
 # Channels' database thread would keep its connection past the test database's teardown.
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# (A server a test starts may ask for persistent connections, to show it reconnects after a database restart.)
+if "CONN_MAX_AGE" not in os.environ:
+    DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+
+# Servers the tests start sweep for interrupted conversations only when a test asks (their fixtures leave
+# conversations "active" that no server holds).
+if "SWEEP_INTERVAL_SECONDS" not in os.environ:
+    SWEEP_INTERVAL_SECONDS = 0
 
 # Durable conversations: short waits so reconnect and grace-period tests run in seconds.
 RELAY_RECONNECT_BASE_SECONDS = 0.05

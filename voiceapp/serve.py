@@ -30,6 +30,9 @@ OPTIONS: dict[str, object] = {
     # On shutdown (SIGTERM, Ctrl-C) the app ends the conversations it holds once the sockets have closed,
     # so their last turns and the end of their recordings are stored (conversations/relay/lifespan.py).
     "lifespan": "on",
+    # Sockets closed with 1012 detach at once; an HTTP request still running after this is cut, so the
+    # whole stop stays bounded: this, then at most JOURNAL_CLOSE_TIMEOUT_SECONDS + 10 s for the conversations.
+    "timeout_graceful_shutdown": 5,
     # Django's LOGGING (with its secret redaction) formats uvicorn's records too.
     "log_config": None,
 }

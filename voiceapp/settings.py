@@ -106,6 +106,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 # instead of reconnecting for every batch of conversation writes; health checks drop dead ones.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database host that does not answer fails a connection in 5 s instead of the OS's minutes: the one
+    # database thread is not held up, and the journal's retries go on (`?connect_timeout=N` in DATABASE_URL).
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL: str = env.str("REDIS_URL", default="")
@@ -303,6 +307,15 @@ if RELAY_AUDIO_MAX_RATE < 1 or RELAY_CONTROL_MAX_RATE <= 0 or RELAY_CONTROL_BURS
 # Below one second a single frame of the longest length the protocol allows would close the socket.
 if RELAY_AUDIO_BURST_MS < 1000:
     raise ImproperlyConfigured("RELAY_AUDIO_BURST_MS must be at least 1000 (the longest audio frame).")
+# When things fail (README "When things fail"). The end of a conversation waits this long for its queued
+# writes while the database is away (the server's shutdown waits this plus 10 s; give the container a
+# stop grace period longer than both). Writes still queued then are logged one by one, never dropped quietly.
+JOURNAL_CLOSE_TIMEOUT_SECONDS: float = env.float("JOURNAL_CLOSE_TIMEOUT_SECONDS", default=10.0)
+# Every worker looks this often for conversations left "active" by a worker that died (no live entry any
+# more) and stores them as interrupted; 0 turns the sweep off (`manage.py sweep_conversations` still runs it).
+SWEEP_INTERVAL_SECONDS: float = env.float("SWEEP_INTERVAL_SECONDS", default=60.0)
+if JOURNAL_CLOSE_TIMEOUT_SECONDS <= 0 or SWEEP_INTERVAL_SECONDS < 0:
+    raise ImproperlyConfigured("JOURNAL_CLOSE_TIMEOUT_SECONDS must be above 0 and SWEEP_INTERVAL_SECONDS 0 or more.")
 # The staff list of live conversations (conversations/live_registry.py): each worker rewrites its
 # entries every LIVE_REGISTRY_REFRESH_SECONDS; an entry not rewritten for LIVE_REGISTRY_TTL_SECONDS
 # (its worker crashed) drops out. In Redis under LIVE_REGISTRY_KEY_PREFIX.

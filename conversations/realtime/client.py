@@ -256,3 +256,9 @@ class RealtimeConnection:
     async def close(self) -> None:
         """Close the session cleanly; safe to call twice."""
         await self._ws.close()
+
+    def abort(self) -> None:
+        """Drop the connection without the closing handshake (one that did not finish in time)."""
+        transport = getattr(self._ws, "transport", None)
+        if transport is not None:
+            transport.abort()

@@ -17,7 +17,8 @@ from django.conf import settings
 from ..capacity import Busy, DeploymentGate, rate_limits_wait
 from ..limits import HEARTBEAT_S
 from ..realtime.client import RealtimeTarget
-from .quota import limit_store
+from ..outage import REDIS_DOWN, redis_outage
+from .quota import RECOVERY_PROBE_S, limit_store, local_limit_store
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +37,29 @@ def deployment_gate(target: RealtimeTarget) -> DeploymentGate:
 
 
 async def admit_deployment(target: RealtimeTarget) -> DeploymentSlot:
-    """Take a slot on the target's deployment; raise DeploymentBusy (nothing held) when it is full or cooling down."""
+    """Take a slot on the target's deployment; raise DeploymentBusy (nothing held) when it is full or cooling down.
+
+    With Redis away the slot is taken among this process's own (the cap then holds per process), and moves
+    to Redis when it returns.
+    """
     gate, slot = deployment_gate(target), uuid.uuid4().hex
-    busy = await gate.claim(slot, settings.DEPLOYMENT_MAX_SESSIONS, full_wait_s=settings.DEPLOYMENT_BUSY_RETRY_SECONDS)
+    redis_gate = None
+    try:
+        busy = await gate.claim(slot, settings.DEPLOYMENT_MAX_SESSIONS,
+                                full_wait_s=settings.DEPLOYMENT_BUSY_RETRY_SECONDS)
+    except REDIS_DOWN as exc:
+        redis_outage.failed(exc, "admitting a conversation to the deployment")
+        redis_gate, gate = gate, DeploymentGate(local_limit_store(), provider=target.provider,
+                                                deployment=target.deployment)
+        busy = await gate.claim(slot, settings.DEPLOYMENT_MAX_SESSIONS,
+                                full_wait_s=settings.DEPLOYMENT_BUSY_RETRY_SECONDS)
     if busy is not None:
         logger.info("Deployment %s/%s refused a conversation: %s, retry in %ss", target.provider, target.deployment,
                     busy.reason, busy.retry_after_s)
         raise DeploymentBusy(busy)
-    return DeploymentSlot(gate, slot)
+    held = DeploymentSlot(gate, slot)
+    held.redis_gate = redis_gate
+    return held
 
 
 class DeploymentSlot:
@@ -51,6 +67,7 @@ class DeploymentSlot:
 
     def __init__(self, gate: DeploymentGate, slot: str) -> None:
         self.gate, self.slot = gate, slot
+        self.redis_gate: DeploymentGate | None = None  # where the slot goes back to while it is held locally
         self._heartbeat: asyncio.Task[None] | None = None
         self._reports: set[asyncio.Task[Any]] = set()
 
@@ -77,6 +94,8 @@ class DeploymentSlot:
             await asyncio.wait_for(asyncio.gather(*self._reports, return_exceptions=True), 5.0)
         try:
             await self.gate.release(self.slot)
+        except REDIS_DOWN as exc:  # the slot expires by itself
+            redis_outage.failed(exc, "freeing a deployment slot")
         except Exception:  # noqa: BLE001 - the slot expires by itself
             logger.warning("Could not free a deployment slot; it expires on its own", exc_info=True)
 
@@ -95,8 +114,21 @@ class DeploymentSlot:
 
     async def _beat(self) -> None:
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(RECOVERY_PROBE_S if self.redis_gate is not None else HEARTBEAT_S)
+            if self.redis_gate is not None:
+                try:
+                    await self.redis_gate.refresh(self.slot)  # back in Redis: the slot counts for every worker again
+                except REDIS_DOWN as exc:
+                    redis_outage.failed(exc, "re-registering a deployment slot")
+                    continue
+                redis_outage.recovered()
+                local, self.gate, self.redis_gate = self.gate, self.redis_gate, None
+                with contextlib.suppress(Exception):
+                    await local.release(self.slot)
+                continue
             try:
                 await self.gate.refresh(self.slot)
-            except Exception:  # noqa: BLE001 - Redis away: try again at the next beat
+            except REDIS_DOWN as exc:  # the slot expires in Redis; the next beat tries again
+                redis_outage.failed(exc, "refreshing a deployment slot")
+            except Exception:  # noqa: BLE001 - try again at the next beat
                 logger.warning("Could not refresh a deployment slot", exc_info=True)

@@ -15,7 +15,9 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
+from ..outage import REDIS_DOWN, redis_outage
 from ..realtime import protocol
 from ..realtime.protocol import BrowserMessageError
 from .admission import DeploymentBusy
@@ -36,6 +38,8 @@ from .quota import LimitReached
 
 logger = logging.getLogger(__name__)
 
+# The database is away (down, restarting): a control message that needs it is answered, never fatal.
+DATABASE_DOWN = (OperationalError, InterfaceError)
 # Commands that must not wait on the database: barge-in has to be instant.
 _UNCHECKED_COMMANDS = frozenset({"ping", "truncate"})
 # A failing channel layer (Redis away) is retried this long after, without touching the conversation.
@@ -154,13 +158,24 @@ class TalkConsumer(AsyncWebsocketConsumer):
 
     async def _layer_messages(self) -> None:
         """Dispatch this socket's channel-layer messages; a layer outage never ends the conversation."""
+        rejoin = False
         while True:
             try:
+                if rejoin and self.group:
+                    # A Redis that restarted lost the login group: join it again, so logout reaches this socket.
+                    await self.channel_layer.group_add(self.group, self.channel_name)
+                rejoin = False
                 message = await self.channel_layer.receive(self.channel_name)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - Redis away: the socket and its conversation carry on
+            except REDIS_DOWN as exc:  # Redis away: the socket and its conversation carry on
+                redis_outage.failed(exc, "listening for this socket's channel-layer messages")
+                rejoin = True
+                await asyncio.sleep(_LAYER_RETRY_S)
+                continue
+            except Exception:  # noqa: BLE001 - the socket and its conversation carry on
                 logger.warning("Channel layer receive failed; retrying in %ss", _LAYER_RETRY_S, exc_info=True)
+                rejoin = True
                 await asyncio.sleep(_LAYER_RETRY_S)
                 continue
             try:
@@ -223,7 +238,15 @@ class TalkConsumer(AsyncWebsocketConsumer):
         if command.type not in _UNCHECKED_COMMANDS and not await self._session_alive():
             await self.session_ended({})
             return
-        await live.command(command)
+        try:
+            await live.command(command)
+        except DATABASE_DOWN:
+            # A command that reads the database (new settings) waits for it; the conversation goes on meanwhile.
+            logger.warning("Conversation %s: %s not applied, the database is unavailable", live.conversation_id,
+                           command.type)
+            await self.send_json(protocol.error_message(
+                "database_unavailable", "The server cannot reach its database right now; the conversation goes on. "
+                "Try that again in a moment."))
 
     async def disconnect(self, code: int) -> None:
         """Detach from the conversation: a Stop (1000) ends it, anything else leaves it a grace period."""
@@ -266,7 +289,12 @@ class TalkConsumer(AsyncWebsocketConsumer):
         if not key:
             return False
         store = import_module(settings.SESSION_ENGINE).SessionStore
-        return await database_sync_to_async(store().exists)(key)
+        try:
+            return await database_sync_to_async(store().exists)(key)
+        except DATABASE_DOWN:
+            # Logging out deletes the session in the database: while it is away nobody can log out, so the
+            # session stands until a later command can check it.
+            return True
 
     async def _flood(self, what: str) -> None:
         """Close a socket that sent faster than its limits: one log line, the conversation ended and stored, 1008."""

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from channels.db import database_sync_to_async
 
 from .. import selectors, services
-from ..journal import Journal
+from ..journal import Journal, close_timeout
 from .. import live_registry
 from ..live import Inbox
 from ..realtime import options, protocol
@@ -182,6 +182,8 @@ class LiveConversation:
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
                             on_end_by_staff=self.ended_by_staff, on_hand_over=self.hand_over)
         self._listing: live_registry.LiveEntry | None = None
+        self._ending: asyncio.Future[None] | None = None  # the ending, once it started (see `end`)
+        self._ended_from: asyncio.Task[Any] | None = None  # the task that started it
 
     # --- Lifecycle -------------------------------------------------------------------------------
 
@@ -236,11 +238,34 @@ class LiveConversation:
 
         `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
         `handed_over`: another worker continues it, so it is stored as still going on, not as ended.
+        The ending runs in a task of its own: a caller that is cancelled (the server cutting a socket's
+        handler at shutdown) does not cut it short, and every later caller waits for the same ending.
         """
-        if self.ended:
-            return
-        self.ended = True
-        self.failure = self.failure or failure
+        if self._ending is None:
+            if self.ended:
+                return
+            self.ended = True
+            self.failure = self.failure or failure
+            self._ended_from = asyncio.current_task()
+            self._ending = asyncio.ensure_future(self._finish(failure, by, handed_over))
+        await asyncio.shield(self._ending)
+
+    def cut_short(self) -> asyncio.Future[None] | None:
+        """Stop an ending that takes too long (the server's shutdown bound); its journal names what it lost."""
+        ending = self._ending
+        if ending is not None and not ending.done():
+            ending.cancel()
+        return ending
+
+    async def _finish(self, failure: Failure | None, by: str, handed_over: bool) -> None:
+        try:
+            await self._finish_steps(failure, by, handed_over)
+        except asyncio.CancelledError:
+            # The server gave up waiting (shutdown): whatever is still queued is named, not dropped quietly.
+            self.journal.give_up("the server stopped before they could be stored")
+            raise
+
+    async def _finish_steps(self, failure: Failure | None, by: str, handed_over: bool) -> None:
         for handle in (self._grace, self._overdue, *self._rollover_timers):
             if handle is not None:
                 handle.cancel()
@@ -250,26 +275,29 @@ class LiveConversation:
             with contextlib.suppress(Exception):
                 await self._carry_out(self.core.browser_left(), self.upstream)
                 await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
-        if self._supervisor is not None and self._supervisor is not asyncio.current_task():
+        if self._supervisor is not None and self._supervisor is not self._ended_from:
+            # (A supervisor that is ending the conversation itself waits for this, and stops after it.)
             self._supervisor.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
         await self._close_upstream()
-        await self._stop_recording()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
             self._count(op)
-        if self.quota is not None:
-            await self.quota.close()
-        if self.slot is not None:
-            await self.slot.close()
         # A limit ends a conversation that went well: stored as ended (by the system), with the reason.
         failed = self.failure is not None and self.failure is not self._limit_reached
         ended_by = "system" if self.failure is not None else by
         if not handed_over:
             self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
                                                ended_by=ended_by))
-        await self.journal.close()
+        # All at once, so the end takes as long as the slowest (each bounded; with the database away the
+        # recording and the journal wait JOURNAL_CLOSE_TIMEOUT_SECONDS), which the shutdown allows for.
+        closing = [self._stop_recording(timeout=close_timeout()), self.journal.close()]
+        if self.quota is not None:
+            closing.append(self.quota.close())
+        if self.slot is not None:
+            closing.append(self.slot.close())
+        await asyncio.gather(*closing)
         if self.failure is not None and self.fresh and not self.core.items and not handed_over:
             await _discard(self.conversation_id)
         self.registry.remove(self.conversation_id, self)
@@ -649,11 +677,11 @@ class LiveConversation:
         self.recorder.start()
         self._timeline = self.recorder.timeline
 
-    async def _stop_recording(self) -> None:
-        """Finish the recording: everything placed is mixed, encoded and stored before this returns."""
+    async def _stop_recording(self, timeout: float | None = None) -> None:
+        """Finish the recording: everything placed is mixed, encoded and stored before this returns (or `timeout`)."""
         recorder, self.recorder, self._timeline = self.recorder, None, None
         if recorder is not None:
-            await recorder.close()
+            await (recorder.close() if timeout is None else recorder.close(timeout))
             self._recording_place = recorder.next_place()
 
     async def _set_recording(self, on: bool) -> None:
@@ -717,8 +745,11 @@ class LiveConversation:
 
 
 async def _close_quietly(conn: RealtimeConnection) -> None:
-    with contextlib.suppress(Exception):
+    try:
         await asyncio.wait_for(conn.close(), 2.0)
+    except Exception:  # noqa: BLE001 - a service still streaming (its frames unread) never finishes the handshake
+        with contextlib.suppress(Exception):
+            conn.abort()  # nothing may be left open upstream (and billing)
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -128,3 +128,26 @@ JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, Usa
 JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,
                ConversationEnded)
 Effect = Union[ToBrowser, ToUpstream, SessionReady, SessionEnding, Fatal, JournalOp]
+
+
+def describe(op: JournalOp) -> str:
+    """A journal write as a log line may show it: its type and ids, lengths instead of text, never the words."""
+    match op:
+        case TurnAdded():
+            return (f"TurnAdded item={op.item_id} role={op.role} position={op.position} response={op.response_id or '-'} "
+                    f"text={len(op.text)} chars")
+        case TurnText():
+            return f"TurnText item={op.item_id} text={len(op.text)} chars"
+        case TurnAudio():
+            return f"TurnAudio item={op.item_id} audio_ms={op.audio_ms} interrupted={op.interrupted}"
+        case TurnOutcome():
+            return f"TurnOutcome item={op.item_id} status={op.status}"
+        case TurnRecorded():
+            return f"TurnRecorded item={op.item_id} recording_ms={op.recording_ms}"
+        case UsageRecorded():
+            return f"UsageRecorded response={op.response_id} model={op.model} status={op.status}"
+        case SessionOpened():
+            return f"SessionOpened session={op.upstream_session_id}"
+        case ConversationEnded():
+            return f"ConversationEnded failed={op.failed} ended_by={op.ended_by} error={len(op.error)} chars"
+    return type(op).__name__
