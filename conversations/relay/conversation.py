@@ -472,6 +472,7 @@ class LiveConversation:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
                 await _close_quietly(conn)
+                logger.info("Conversation %s: rolled over to a new session before expiry", self.conversation_id)
                 return new
         finally:
             # Both, whichever way this ends (cancelled with the conversation too): no task is left pending.
