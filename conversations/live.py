@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 CONVERSATION_DELETED = "conversation.deleted"
 # Staff ended it (End on /staff/live/), or suspended its user: it ends gracefully and is stored as ended by staff.
 CONVERSATION_END_BY_STAFF = "conversation.end_by_staff"
+# Another worker is continuing the conversation (its browser reconnected there): the holder stores it and lets go.
+CONVERSATION_TAKEOVER = "conversation.takeover"
 # A channel layer that is away (Redis down) is tried again this long after.
 RETRY_S = 2.0
 
@@ -47,6 +49,20 @@ def announce_end_by_staff(*, by: str, conversation_id: Any = None, user_id: Any 
                      conversation_id=conversation_id, user_id=user_id)
 
 
+async def ask_holder_to_let_go(conversation_id: Any) -> bool:
+    """Ask the worker that holds a conversation live to store it and let go of it; False if the layer failed."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await layer.group_send(conversation_group(conversation_id), {"type": CONVERSATION_TAKEOVER})
+    except Exception:  # noqa: BLE001 - the caller goes on from what is stored
+        logger.warning("Could not ask the worker holding conversation %s to let go of it", conversation_id,
+                       exc_info=True)
+        return False
+    return True
+
+
 def _announce(message: dict[str, Any], news: str, *, conversation_id: Any, user_id: Any) -> bool:
     layer = get_channel_layer()
     if layer is None:
@@ -61,8 +77,9 @@ def _announce(message: dict[str, Any], news: str, *, conversation_id: Any, user_
 
 
 class Inbox:
-    """A live conversation's address on the channel layer: joins its groups, hands a delete to `on_deleted`
-    and staff ending it to `on_end_by_staff` (with the staff member's name)."""
+    """A live conversation's address on the channel layer: joins its groups, hands a delete to `on_deleted`,
+    staff ending it to `on_end_by_staff` (with the staff member's name) and another worker continuing it to
+    `on_taken_over`."""
 
     def __init__(
         self,
@@ -71,12 +88,14 @@ class Inbox:
         owner_id: Any,
         on_deleted: Callable[[], Awaitable[None]],
         on_end_by_staff: Callable[[str], Awaitable[None]] | None = None,
+        on_taken_over: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.groups = [conversation_group(conversation_id)]
         if owner_id is not None:
             self.groups.append(owner_group(owner_id))
         self.on_deleted = on_deleted
         self.on_end_by_staff = on_end_by_staff
+        self.on_taken_over = on_taken_over
         self._layer: Any = None
         self._channel = ""
         self._joined: list[str] = []
@@ -110,6 +129,9 @@ class Inbox:
                 return
             if message.get("type") == CONVERSATION_END_BY_STAFF and self.on_end_by_staff is not None:
                 await self.on_end_by_staff(str(message.get("by", "")))
+                return
+            if message.get("type") == CONVERSATION_TAKEOVER and self.on_taken_over is not None:
+                await self.on_taken_over()
                 return
 
     async def close(self) -> None:

@@ -65,6 +65,8 @@ logger = logging.getLogger(__name__)
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
 # What the browser is told, and the close code, when staff end a conversation; stored as ended, not failed.
 ENDED_BY_STAFF = Failure("ended_by_staff", "An administrator ended this conversation.", CLOSE_ENDED_BY_STAFF)
+# Another worker continues the conversation (the browser reconnected there): a tab still attached here is replaced.
+TAKEN_OVER = Failure("replaced", "This conversation was opened in another window.", CLOSE_REPLACED)
 # A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
 STABLE_SESSION_S = 30.0
 
@@ -180,7 +182,7 @@ class LiveConversation:
         # A rollover's second session uses the same slot (it lasts seconds and the conversation was admitted).
         self.slot = slot
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
-                            on_end_by_staff=self.ended_by_staff)
+                            on_end_by_staff=self.ended_by_staff, on_taken_over=self.taken_over)
         self._listing: live_registry.LiveEntry | None = None
 
     # --- Lifecycle -------------------------------------------------------------------------------
@@ -231,10 +233,11 @@ class LiveConversation:
         logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
                     self.timing.grace_s)
 
-    async def end(self, failure: Failure | None = None, *, by: str = "user") -> None:
+    async def end(self, failure: Failure | None = None, *, by: str = "user", farewell: Failure | None = None) -> None:
         """End the conversation once: settle a running reply, store everything, close upstream and the browser.
 
         `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
+        `farewell` is what an attached browser is told when the ending is not a failure.
         """
         if self.ended:
             return
@@ -275,7 +278,7 @@ class LiveConversation:
             live_registry.heartbeat().remove(self._listing)
         link, self.link = self.link, None
         if link is not None:
-            farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
+            farewell = self.failure or farewell or (ENDED_BY_STAFF if ended_by == "staff" else None)
             if farewell is not None:
                 message = protocol.error_message(farewell.code, farewell.message, fatal=True)
                 if farewell.retry_after_s is not None:
@@ -297,6 +300,14 @@ class LiveConversation:
         if recorder is not None:
             recorder.abandon()
         await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
+
+    async def taken_over(self) -> None:
+        """Another worker continues this conversation (its browser reconnected there): store everything, let go.
+
+        That worker waits for this end to be stored before it reads the turns, so none is lost or doubled.
+        """
+        logger.info("Conversation %s: continued by another worker; letting go", self.conversation_id)
+        await self.end(by="system", farewell=TAKEN_OVER)
 
     async def ended_by_staff(self, staff: str) -> None:
         """Staff ended the conversation (or suspended its user): cut a running reply as Stop does, store it, say so."""

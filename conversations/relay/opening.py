@@ -1,14 +1,16 @@
 """Starting, resuming and continuing live conversations for a browser that connects."""
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from .. import selectors, services
+from .. import live, live_registry, selectors, services
 from ..journal import Journal
 from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
@@ -19,6 +21,10 @@ from .quota import ConversationQuota, admit
 from .registry import live_conversations
 from .state import RelayCore
 
+logger = logging.getLogger(__name__)
+
+# How long a continue waits for another worker that holds the conversation live to store it and let go.
+TAKEOVER_WAIT_S = 5.0
 
 class ConversationNotFound(Exception):
     """No such conversation, or not the user's."""
@@ -76,6 +82,8 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
+    if stored.open and await _held_elsewhere(stored.id):
+        stored = await _after_holder_lets_go(user, stored)
     target = await resolve_target()
     slot = await admit_deployment(target)  # raises DeploymentBusy
     try:
@@ -89,6 +97,38 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
         await quota.close()
         await slot.close()
         raise
+
+
+async def _held_elsewhere(conversation_id: Any) -> bool:
+    """Whether another worker lists the conversation as live (a browser that left it there came back here)."""
+    mine = live_registry.heartbeat().worker
+    try:
+        entries = await asyncio.to_thread(live_registry.live_entries)
+    except Exception:  # noqa: BLE001 - Redis away: nobody can be asked anyway
+        return False
+    return any(e.conversation_id == str(conversation_id) and e.worker != mine for e in entries)
+
+
+async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
+    """Ask the worker holding the conversation to store it and let go, then read it again (with every turn).
+
+    Two live copies would each go on from their own turns: positions would clash and the model would forget
+    what was said to the other. A holder that does not answer in time (it died) is not waited for longer.
+    """
+    if await live.ask_holder_to_let_go(stored.id):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TAKEOVER_WAIT_S
+        while loop.time() < deadline:
+            await asyncio.sleep(0.05)
+            if not await database_sync_to_async(selectors.conversation_is_open)(conversation_id=stored.id):
+                again = await database_sync_to_async(selectors.conversation_for_relay)(user=user,
+                                                                                       conversation_id=stored.id)
+                if again is None:
+                    raise ConversationNotFound(stored.id)
+                return again
+    logger.warning("Conversation %s: the worker holding it did not let go within %ss; continuing from what is "
+                   "stored", stored.id, TAKEOVER_WAIT_S)
+    return stored
 
 
 async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot) -> LiveConversation:
