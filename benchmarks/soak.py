@@ -430,7 +430,8 @@ def stored(conversation_ids: set[str], usernames: list[str], since: Any) -> dict
     conversations = list(Conversation.objects.filter(user__username__in=usernames, started_at__gte=since)
                          .values("id", "status", "ended_by", "error", "ended_at"))
     turns = list(Turn.objects.filter(conversation_id__in=[c["id"] for c in conversations])
-                 .values("conversation_id", "item_id", "role", "interrupted", "status"))
+                 .order_by("conversation_id", "position")
+                 .values("conversation_id", "item_id", "role", "interrupted", "status", "text", "audio_ms"))
     return {"conversations": conversations, "turns": turns}
 
 
@@ -573,6 +574,15 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         if kept - told:
             problems.append(f"{what} turns stored that no client was told of: {len(kept - told)}")
     interrupted = sum(1 for t in db["turns"] if t["role"] == "assistant" and t["interrupted"])
+    cut_unheard = sum(1 for t in db["turns"] if t["role"] == "assistant" and t["interrupted"] and not t["audio_ms"])
+    # A user turn with no reply after it (before the next user turn): the user spoke and heard nothing back.
+    unanswered = 0
+    turns = db["turns"]
+    for i, t in enumerate(turns):
+        following = turns[i + 1] if i + 1 < len(turns) else None
+        if t["role"] == "user" and (following is None or following["conversation_id"] != t["conversation_id"]
+                                    or following["role"] == "user"):
+            unanswered += 1
     failed_replies = Counter(t["status"] for t in db["turns"] if t["role"] == "assistant" and t["status"])
     for r in results:
         if not r.stopped:
@@ -585,6 +595,9 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         problems.append(f"{len(bad_lines)} error lines in the logs, e.g. {bad_lines[:5]}")
     sim_text = (logs / "simulator.log").read_text(errors="replace")
     worker_text = "\n".join(p.read_text(errors="replace") for w in workers for p in w.log_files)
+    takeovers_timed_out = len(re.findall(r"did not let go within", worker_text))
+    if takeovers_timed_out:  # no worker dies in the soak: a holder that does not let go is a bug
+        problems.append(f"{takeovers_timed_out} takeovers timed out (two workers held one conversation)")
     latencies = [x for r in results for x in r.latencies]
     pauses = [x for r in results for x in r.pauses]
     figures = {
@@ -595,7 +608,8 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         "utterances_spoken": sum(r.utterances for r in results),
         "user_turns_acknowledged": len(user_told), "user_turns_stored": len(user_stored),
         "replies_received": len(assistant_told), "assistant_turns_stored": len(assistant_stored),
-        "replies_stored_interrupted": interrupted, "replies_not_completed": dict(failed_replies),
+        "replies_stored_interrupted": interrupted, "user_turns_unanswered": unanswered,
+        "replies_cut_before_any_audio": cut_unheard, "replies_not_completed": dict(failed_replies),
         "replies_completed": sum(1 for r in results for status in r.replies_done.values() if status == "completed"),
         "faults": {
             "upstream_drops": len(re.findall(r"Fault injected: session \d+ dropped", sim_text)),
@@ -610,6 +624,8 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
             "resumed_same_worker": sum(r.resumed for r in results),
             "continued": sum(r.continued for r in results),
             "closes_1012": sum(r.restarts_seen for r in results),
+            "taken_over_from_another_worker": len(re.findall(r"continued by another worker; letting go", worker_text)),
+            "takeovers_timed_out": takeovers_timed_out,
             "upstream_reconnect_tries": sum(r.reconnecting for r in results),
             "upstream_renewed_notes": sum(r.renewed for r in results),
         },
@@ -638,12 +654,16 @@ def print_figures(f: dict[str, Any]) -> None:
         ("replies received / stored", f"{f['replies_received']} / {f['assistant_turns_stored']}"),
         ("  completed (heard whole)", f["replies_completed"]),
         ("  stored as interrupted (cut by a fault)", f["replies_stored_interrupted"]),
+        ("    of which cut before any audio", f["replies_cut_before_any_audio"]),
+        ("user turns left without a reply", f["user_turns_unanswered"]),
         ("faults: upstream drops", f["faults"]["upstream_drops"]),
         ("faults: session expiries (rollovers)", f"{f['faults']['session_expiries']} ({f['faults']['rollovers']})"),
         ("faults: client drops", f["faults"]["client_drops"]),
         ("faults: worker restarts (1012 closes)", f"{f['faults']['worker_restarts']} ({f['reconnects']['closes_1012']})"),
         ("sockets opened (resumed / continued)", f"{f['reconnects']['sockets_opened']} "
          f"({f['reconnects']['resumed_same_worker']} / {f['reconnects']['continued']})"),
+        ("taken over from the other worker (timed out)", f"{f['reconnects']['taken_over_from_another_worker']} "
+         f"({f['reconnects']['takeovers_timed_out']})"),
         ("upstream reconnect tries / renewed", f"{f['reconnects']['upstream_reconnect_tries']} / "
          f"{f['reconnects']['upstream_renewed_notes']}"),
         ("reply latency p50 / p95 ms", f"{f['reply_latency_ms']['p50']} / {f['reply_latency_ms']['p95']}"),

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 # How long a continue waits for another worker that holds the conversation live to store it and let go.
 TAKEOVER_WAIT_S = 5.0
+TAKEOVER_ASK_EVERY_S = 1.0
 
 class ConversationNotFound(Exception):
     """No such conversation, or not the user's."""
@@ -115,17 +116,23 @@ async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
     Two live copies would each go on from their own turns: positions would clash and the model would forget
     what was said to the other. A holder that does not answer in time (it died) is not waited for longer.
     """
-    if await live.ask_holder_to_let_go(stored.id):
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + TAKEOVER_WAIT_S
-        while loop.time() < deadline:
-            await asyncio.sleep(0.05)
-            if not await database_sync_to_async(selectors.conversation_is_open)(conversation_id=stored.id):
-                again = await database_sync_to_async(selectors.conversation_for_relay)(user=user,
-                                                                                       conversation_id=stored.id)
-                if again is None:
-                    raise ConversationNotFound(stored.id)
-                return again
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TAKEOVER_WAIT_S
+    asked_at = None
+    while loop.time() < deadline:
+        # Asked again every second: the Redis layer can lose a message when a receive in the holder's process is
+        # cancelled at that moment (django/channels#1683), as it is when the old socket closes. Ending is idempotent.
+        if asked_at is None or loop.time() - asked_at >= TAKEOVER_ASK_EVERY_S:
+            asked_at = loop.time()
+            if not await live.ask_holder_to_let_go(stored.id):
+                break
+        await asyncio.sleep(0.05)
+        if not await database_sync_to_async(selectors.conversation_is_open)(conversation_id=stored.id):
+            again = await database_sync_to_async(selectors.conversation_for_relay)(user=user,
+                                                                                   conversation_id=stored.id)
+            if again is None:
+                raise ConversationNotFound(stored.id)
+            return again
     logger.warning("Conversation %s: the worker holding it did not let go within %ss; continuing from what is "
                    "stored", stored.id, TAKEOVER_WAIT_S)
     return stored
