@@ -106,12 +106,12 @@ class Client:
         self.worker = index % 2  # A or B, alternately
         self.drop_times = sorted(drop_times)  # seconds after the start at which this client cuts its socket
         self.speech = utterance()
+        self.lost_at: float | None = None  # when the last socket was lost, to time the pause until the next `ready`
 
     async def run(self, start: float, stop_at: float) -> ClientStats:
         """Talk until `stop_at` (loop time), surviving drops and restarts; then finish the turn and press Stop."""
         loop = asyncio.get_running_loop()
         failures_in_a_row = 0
-        self.lost_at: float | None = None  # when the last socket was lost, to time the pause until the next `ready`
         while True:
             try:
                 outcome = await self._segment(start, stop_at)
@@ -449,9 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", default=os.environ.get(
         "SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/voiceapp_soakrun"))
     parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL", "redis://127.0.0.1:6379/13"))
-    parser.add_argument("--drop-mean", type=float, default=None,
-                        help="mean seconds before the simulator drops an upstream session (default: 1.5 x the run, "
-                             "at least 20)")
+    parser.add_argument("--drop-mean", type=float, default=60.0,
+                        help="mean seconds before the simulator drops an upstream session at random (default 60: "
+                             "with sessions rolled over every 10 s, about one in six drops)")
     parser.add_argument("--session-expiry", type=float, default=20.0,
                         help="seconds an upstream session lasts (the relay rolls over before)")
     parser.add_argument("--client-drop-mean", type=float, default=None,
@@ -468,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(seed)
     logs = args.logs or Path(tempfile.mkdtemp(prefix="soak-"))
     logs.mkdir(parents=True, exist_ok=True)
-    drop_mean = args.drop_mean or max(20.0, 1.5 * args.seconds)
+    drop_mean = args.drop_mean
     client_drop_mean = args.client_drop_mean or args.seconds
     restart_at = args.restart_at if args.restart_at is not None else 0.4 * args.seconds
 
