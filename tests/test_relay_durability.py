@@ -287,3 +287,28 @@ async def test_commands_on_a_socket_whose_login_session_is_gone_are_refused(sett
         assert seen.closed_code == 4001
         await comm.disconnect()
         assert not [e for e in sim.received if e["type"] == "conversation.item.create"]
+
+
+async def test_drops_between_planned_rollovers_never_use_up_the_reconnect_tries(settings, cookie):
+    # Found by the soak (benchmarks/soak.py): sessions shorter than STABLE_SESSION_S never reset the count of
+    # reconnect tries, so a conversation whose every reconnect worked still ended with 4502 after a few drops.
+    settings.RELAY_RECONNECT_TRIES = 2
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=2.0) as sim:
+        point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        for drop in range(3):
+            sessions = len(sim.sessions)
+            # A planned rollover (half the session's life, nobody speaking) opens the next session...
+            seen = await collect(comm, seen, lambda s, n=sessions: len(sim.sessions) > n, timeout=10)
+            readies = len(seen.of_type("ready"))
+            seen = await collect(comm, seen, lambda s, n=readies: len(s.of_type("ready")) > n, timeout=10)
+            # ...and then the network drops that one: the relay reconnects every time.
+            assert await sim.drop_sessions(index=len(sim.sessions) - 1) == 1
+            readies = len(seen.of_type("ready"))
+            seen = await collect(comm, seen, lambda s, n=readies: len(s.of_type("ready")) > n, timeout=10)
+        seen = await _say(comm, seen, "still there", 1)
+        await comm.disconnect()
+    assert not seen.of_type("error") and seen.closed_code is None
+    assert len(seen.of_type("reconnecting")) == 3

@@ -250,12 +250,11 @@ class LiveConversation:
             # Stop mid-reply: give the cancelled response a moment to report the tokens it used.
             self._response_settled.clear()
             with contextlib.suppress(Exception):
-                await self._carry_out(self.core.browser_left(), self.upstream)
-                await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
+                async with asyncio.timeout(self.timing.cancel_wait_s):  # sending the cancel included
+                    await self._carry_out(self.core.browser_left(), self.upstream)
+                    await self._response_settled.wait()
         if self._supervisor is not None and self._supervisor is not asyncio.current_task():
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
+            await _cancel_until_done(self._supervisor, self.conversation_id)
         await self._close_upstream()
         await self._stop_recording()
         for op in self.core.finish():
@@ -373,6 +372,9 @@ class LiveConversation:
                 outcome = await self._serve(conn, facts)
                 if isinstance(outcome, tuple):
                     conn, facts = outcome  # planned rollover: already open and seeded
+                    # The session served until it was replaced on schedule: the service is reachable again, so
+                    # the next drop gets every reconnect try (short sessions never reach STABLE_SESSION_S).
+                    self._failed_reconnects = 0
                     continue
                 logger.info("Conversation %s: upstream session ended (%s); opening another", self.conversation_id, outcome)
                 await self._deactivate()
@@ -716,6 +718,24 @@ class LiveConversation:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _cancel_until_done(task: asyncio.Task[Any], conversation_id: str, every_s: float = 0.5) -> None:
+    """Cancel the relay's task until it has stopped.
+
+    A cancellation can be swallowed on its way down (asyncio.wait_for on Python 3.11, gh-86296; redis-py while it
+    connects): the soak once saw a conversation that had ended keep relaying, and its end wait for it for ever.
+    """
+    tries = 0
+    while not task.done():
+        tries += 1
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
+    if tries > 1:
+        logger.warning("Conversation %s: the relay task took %d cancellations to stop", conversation_id, tries)
+    if not task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
 
 async def _close_quietly(conn: RealtimeConnection) -> None:
