@@ -250,9 +250,8 @@ class LiveConversation:
             # Stop mid-reply: give the cancelled response a moment to report the tokens it used.
             self._response_settled.clear()
             with contextlib.suppress(Exception):
-                async with asyncio.timeout(self.timing.cancel_wait_s):  # sending the cancel included
-                    await self._carry_out(self.core.browser_left(), self.upstream)
-                    await self._response_settled.wait()
+                await self._carry_out(self.core.browser_left(), self.upstream)
+                await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
         if self._supervisor is not None and self._supervisor is not asyncio.current_task():
             await _cancel_until_done(self._supervisor, self.conversation_id)
         await self._close_upstream()
