@@ -48,7 +48,7 @@ async def open_conversation(user: Any, conversation_id: str | None) -> tuple[Liv
     """Return the conversation this socket serves and how it arrived: new, resumed or continued."""
     if conversation_id:
         live = live_conversations.get(conversation_id)
-        if live is not None:
+        if live is not None and not live.ended:  # one that is ending (storing its last writes) is continued instead
             if live.owner_id != user.pk:
                 raise ConversationNotFound(conversation_id)
             return live, "resumed"
