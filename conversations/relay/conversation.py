@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 # Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
+QUIET_KEPT_BYTES = 1_000 * BYTES_PER_MS
 # What the browser is told, and the close code, when staff end a conversation; stored as ended, not failed.
 ENDED_BY_STAFF = Failure("ended_by_staff", "An administrator ended this conversation.", CLOSE_ENDED_BY_STAFF)
 # Another worker continues the conversation (the browser reconnected there): a tab still attached here is replaced.
@@ -160,6 +161,10 @@ class LiveConversation:
         self.failure: Failure | None = None
         self._buffer: deque[bytes] = deque()
         self._buffered = 0
+        # Microphone audio the current session has not committed yet: a session that drops while the user speaks
+        # loses its input buffer with it, so this is sent again to the next one (bounded like `_buffer`).
+        self._uncommitted: deque[bytes] = deque()
+        self._uncommitted_bytes = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace: asyncio.TimerHandle | None = None
@@ -332,6 +337,7 @@ class LiveConversation:
             return
         with contextlib.suppress(UpstreamError):  # the supervisor sees the drop and reconnects
             await upstream.send_audio(pcm)
+        self._hold_uncommitted(pcm)
 
     async def command(self, command: BrowserCommand) -> None:
         """Carry out one browser command."""
@@ -371,6 +377,7 @@ class LiveConversation:
                 outcome = await self._serve(conn, facts)
                 if isinstance(outcome, tuple):
                     conn, facts = outcome  # planned rollover: already open and seeded
+                    self._forget_uncommitted()  # between turns: nothing was being said
                     # The session served until it was replaced on schedule: the service is reachable again, so
                     # the next drop gets every reconnect try (short sessions never reach STABLE_SESSION_S).
                     self._failed_reconnects = 0
@@ -450,11 +457,35 @@ class LiveConversation:
             self._buffered -= len(pcm)
             with contextlib.suppress(UpstreamError):
                 await conn.send_audio(pcm)
+            self._hold_uncommitted(pcm)
         self.ready = True  # no await since the buffer emptied: no frame can overtake the kept ones
 
+    def _hold_uncommitted(self, pcm: bytes) -> None:
+        """Remember audio sent to the session until it commits it (newest kept past the limit)."""
+        self._uncommitted.append(pcm)
+        self._uncommitted_bytes += len(pcm)
+        # While nobody speaks only the last second is worth keeping (the service's prefix padding is 300 ms).
+        limit = BUFFER_MAX_BYTES if self.core.session.user_speaking else QUIET_KEPT_BYTES
+        while self._uncommitted_bytes > limit:
+            self._uncommitted_bytes -= len(self._uncommitted.popleft())
+
+    def _forget_uncommitted(self) -> None:
+        self._uncommitted.clear()
+        self._uncommitted_bytes = 0
+
     async def _deactivate(self) -> None:
-        """The current session is gone: cut what it was doing, keep what was said."""
+        """The current session is gone: cut what it was doing, keep what was said (and what was being said)."""
         self.ready = False
+        if self.core.session.user_speaking and self._uncommitted:
+            # The user was speaking: the utterance so far went down with the session's input buffer. Send it to
+            # the next session first, before what arrived meanwhile, so the service hears the whole turn.
+            self._buffer.extendleft(reversed(self._uncommitted))
+            self._buffered += self._uncommitted_bytes
+            while self._buffered > BUFFER_MAX_BYTES:
+                self._buffered -= len(self._buffer.pop())  # over the limit: the newest go (silence, mostly)
+            logger.info("Conversation %s: the session dropped while the user spoke; sending the %d ms heard so far "
+                        "to the next one", self.conversation_id, self._uncommitted_bytes // BYTES_PER_MS)
+        self._forget_uncommitted()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
         await self._close_upstream()
@@ -523,6 +554,8 @@ class LiveConversation:
                     continue
                 if kind == "rate_limits.updated" and self.slot is not None:  # rare: once per response
                     self.slot.rate_limits(event)
+                if kind == "input_audio_buffer.committed" or kind == "input_audio_buffer.cleared":
+                    self._forget_uncommitted()  # the service has it now (or dropped it on purpose)
                 if kind == "input_audio_buffer.speech_started" and self._timeline is not None:
                     item_id, start = event.get("item_id"), event.get("audio_start_ms")
                     if type(item_id) is str and type(start) is int:
