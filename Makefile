@@ -9,7 +9,7 @@ REDIS_TEST_URL ?= redis://127.0.0.1:6379/15
 PG_BROWSER_URL ?= postgres://postgres@127.0.0.1:5432/voiceapp_browser
 REDIS_BROWSER_TEST_URL ?= redis://127.0.0.1:6379/13
 
-.PHONY: run test test-postgres test-browser test-sqlite test-fast install migrate simulator clean bench check deploy-local deploy-local-stop deploy-local-status deploy-cert
+.PHONY: run test test-postgres test-browser test-sqlite test-fast install migrate simulator clean bench check soak deploy-local deploy-local-stop deploy-local-status deploy-cert
 
 # A local .env on first install: DEBUG with sign-up open and a generated SECRET_KEY, so
 # `manage.py` commands work as written outside make too. Never overwritten; .gitignore keeps it
@@ -94,3 +94,11 @@ bench: install
 	$(PY) benchmarks/hotpath.py --conversations 20 100 200 --seconds 15
 	$(PY) benchmarks/relay_load.py --conversations 10 50 100 --seconds 20
 	$(PY) benchmarks/recording_cost.py
+
+# Soak with faults: SOAK_CLIENTS conversations for SOAK_SECONDS through two workers to the simulator while
+# upstream drops, sessions expire, clients drop and a worker restarts; fails on any lost turn or error line.
+# Its own PostgreSQL database (voiceapp_soakrun) and Redis db 13 (SOAK_DATABASE_URL, SOAK_REDIS_URL).
+SOAK_SECONDS ?= 300
+SOAK_CLIENTS ?= 40
+soak: install
+	$(PY) benchmarks/soak.py --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)

@@ -253,10 +253,10 @@ def bench_env(db_url: str, redis_url: str, echo_port: int) -> dict[str, str]:
     }
 
 
-def make_cookies(n: int, env: dict[str, str], *, recording: bool = True) -> list[str]:
-    """Create the database, migrate, log in n users and return their session cookies (relay_load.py too).
+def make_cookies(n: int, env: dict[str, str], *, recording: bool = True, prefix: str = "") -> list[str]:
+    """Create the database, migrate, log in n users and return their session cookies (relay_load.py, soak.py too).
 
-    With `recording` off the users have turned recording off in their settings.
+    With `recording` off the users have turned recording off in their settings; `prefix` names the users.
     """
     os.environ.update(env)
     db_url = env["DATABASE_URL"]
@@ -277,7 +277,8 @@ def make_cookies(n: int, env: dict[str, str], *, recording: bool = True) -> list
     call_command("migrate", verbosity=0)
     cookies = []
     for i in range(n):
-        user, _ = get_user_model().objects.get_or_create(username=f"bench{i}" if recording else f"bench-quiet{i}")
+        name = prefix or ("bench" if recording else "bench-quiet")
+        user, _ = get_user_model().objects.get_or_create(username=f"{name}{i}")
         VoicePreferences.objects.update_or_create(user=user, defaults={"voice": "alloy", "record": recording})
         client = Client()
         client.force_login(user)

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.hotpath import make_cookies  # noqa: E402
-from tests.audio import silence, speech  # noqa: E402
+from benchmarks.loadclient import FRAME_MS, KEY, SPEECH_FRAMES, cpu_seconds, origin_of, pattern, start_simulator  # noqa: E402
 from tests.browser_support import app_server, free_port  # noqa: E402
 
 from websockets.asyncio.client import connect  # noqa: E402
@@ -32,31 +32,10 @@ from websockets.asyncio.client import connect  # noqa: E402
 from conversations.realtime.client import GA  # noqa: E402
 from conversations.realtime.protocol import SessionConfig, session_update  # noqa: E402
 
-FRAME_MS = 40
-FRAME_BYTES = 24_000 * FRAME_MS // 1000 * 2
-KEY = "bench-key"
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of a process, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-SPEECH_FRAMES = 1500 // FRAME_MS
-
-
-def pattern() -> list[bytes]:
-    """One speak-then-listen cycle (1.5 s of speech, 2.5 s of silence), split into browser-sized frames."""
-    pcm = speech("Hello, this is a load test.")[: SPEECH_FRAMES * FRAME_BYTES] + silence(2500)
-    return [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm) - FRAME_BYTES + 1, FRAME_BYTES)]
-
 
 async def relay_client(url: str, cookie: str, frames: list[bytes], seconds: float, stats: dict) -> None:
     """A browser: binary PCM frames up, binary audio and small JSON down."""
-    # The site's own origin (scheme, host and port): the server refuses any other.
-    origin = url.replace("ws://", "http://", 1).split("/ws/", 1)[0]
-    async with connect(url, additional_headers={"Cookie": cookie, "Origin": origin}, max_size=None) as ws:
+    async with connect(url, additional_headers={"Cookie": cookie, "Origin": origin_of(url)}, max_size=None) as ws:
         while json.loads(await ws.recv()).get("type") != "ready":
             pass
         await _stream(ws, frames, seconds, stats, send=ws.send, is_audio=lambda m: isinstance(m, bytes))
@@ -117,12 +96,7 @@ def main() -> None:
     frames = pattern()
 
     sim_port = free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "manage.py", "realtime_simulator", "--port", str(sim_port), "--api-key", KEY],
-        cwd=ROOT, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    time.sleep(2)
+    sim = start_simulator(sim_port)
     env = {"DATABASE_URL": db_url, "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{sim_port}/",
            "AZURE_OPENAI_API_KEY": KEY, "AZURE_OPENAI_DEPLOYMENT": "gpt-realtime", "AZURE_OPENAI_API_VERSION": "",
            "LOG_LEVEL": "WARNING"}

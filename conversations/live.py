@@ -23,11 +23,8 @@ logger = logging.getLogger(__name__)
 CONVERSATION_DELETED = "conversation.deleted"
 # Staff ended it (End on /staff/live/), or suspended its user: it ends gracefully and is stored as ended by staff.
 CONVERSATION_END_BY_STAFF = "conversation.end_by_staff"
-# Another worker is about to continue the conversation (its browser reconnected there): the holder lets it go.
-CONVERSATION_HAND_OVER = "conversation.hand_over"
-# The holder's answers to a hand-over: it has the conversation, and then that everything is stored.
-HOLDING = "conversation.holding"
-HANDED_OVER = "conversation.handed_over"
+# Another worker is continuing the conversation (its browser reconnected there): the holder stores it and lets go.
+CONVERSATION_TAKEOVER = "conversation.takeover"
 # A channel layer that is away (Redis down) is tried again this long after.
 RETRY_S = 2.0
 # A live conversation joins its groups again this often: a Redis that restarted (even between two calls,
@@ -57,6 +54,20 @@ def announce_end_by_staff(*, by: str, conversation_id: Any = None, user_id: Any 
                      conversation_id=conversation_id, user_id=user_id)
 
 
+async def ask_holder_to_let_go(conversation_id: Any) -> bool:
+    """Ask the worker that holds a conversation live to store it and let go of it; False if the layer failed."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await layer.group_send(conversation_group(conversation_id), {"type": CONVERSATION_TAKEOVER})
+    except Exception:  # noqa: BLE001 - the caller goes on from what is stored
+        logger.warning("Could not ask the worker holding conversation %s to let go of it", conversation_id,
+                       exc_info=True)
+        return False
+    return True
+
+
 def _announce(message: dict[str, Any], news: str, *, conversation_id: Any, user_id: Any) -> bool:
     layer = get_channel_layer()
     if layer is None:
@@ -70,41 +81,10 @@ def _announce(message: dict[str, Any], news: str, *, conversation_id: Any, user_
     return True
 
 
-async def take_over(conversation_id: Any, *, answer_s: float = 2.0, stored_s: float = 20.0) -> str:
-    """Ask the worker holding a conversation to let it go, and wait until it has stored everything.
-
-    Returns "handed_over", "none" (no worker answered: nobody holds it, or its worker died) or "timeout"
-    (the holder answered but did not finish in `stored_s`). Without a shared channel layer there is one
-    process, whose own registry was already asked, so there is nothing to do.
-    """
-    layer = get_channel_layer()
-    if layer is None or type(layer).__name__ == "InMemoryChannelLayer":
-        return "none"
-    try:
-        channel = await layer.new_channel()
-        await layer.group_send(conversation_group(conversation_id), {"type": CONVERSATION_HAND_OVER,
-                                                                     "reply_to": channel})
-        try:
-            answer = await asyncio.wait_for(layer.receive(channel), answer_s)
-        except asyncio.TimeoutError:
-            return "none"
-        if answer.get("type") == HOLDING:
-            answer = await asyncio.wait_for(layer.receive(channel), stored_s)
-        return "handed_over" if answer.get("type") == HANDED_OVER else "none"
-    except asyncio.TimeoutError:
-        logger.warning("Conversation %s: its previous worker did not finish storing it in %ss; continuing anyway",
-                       conversation_id, stored_s)
-        return "timeout"
-    except Exception:  # noqa: BLE001 - Redis away: a worker still holding it ends at its grace period
-        logger.warning("Conversation %s: could not ask its previous worker to let it go", conversation_id,
-                       exc_info=True)
-        return "none"
-
-
 class Inbox:
     """A live conversation's address on the channel layer: joins its groups, hands a delete to `on_deleted`,
-    staff ending it to `on_end_by_staff` (with the staff member's name) and another worker taking it over
-    to `on_hand_over`."""
+    staff ending it to `on_end_by_staff` (with the staff member's name) and another worker continuing it to
+    `on_taken_over`."""
 
     def __init__(
         self,
@@ -113,14 +93,14 @@ class Inbox:
         owner_id: Any,
         on_deleted: Callable[[], Awaitable[None]],
         on_end_by_staff: Callable[[str], Awaitable[None]] | None = None,
-        on_hand_over: Callable[[], Awaitable[None]] | None = None,
+        on_taken_over: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.groups = [conversation_group(conversation_id)]
         if owner_id is not None:
             self.groups.append(owner_group(owner_id))
         self.on_deleted = on_deleted
         self.on_end_by_staff = on_end_by_staff
-        self.on_hand_over = on_hand_over
+        self.on_taken_over = on_taken_over
         self._layer: Any = None
         self._channel = ""
         self._joined: list[str] = []
@@ -180,21 +160,9 @@ class Inbox:
             if message.get("type") == CONVERSATION_END_BY_STAFF and self.on_end_by_staff is not None:
                 await self.on_end_by_staff(str(message.get("by", "")))
                 return
-            reply_to = message.get("reply_to")
-            if (message.get("type") == CONVERSATION_HAND_OVER and self.on_hand_over is not None
-                    and isinstance(reply_to, str)):
-                await self._reply(reply_to, HOLDING)
-                try:
-                    await self.on_hand_over()
-                finally:
-                    await self._reply(reply_to, HANDED_OVER)
+            if message.get("type") == CONVERSATION_TAKEOVER and self.on_taken_over is not None:
+                await self.on_taken_over()
                 return
-
-    async def _reply(self, channel: str, kind: str) -> None:
-        try:
-            await self._layer.send(channel, {"type": kind})
-        except Exception:  # noqa: BLE001 - the other worker goes on after its wait
-            logger.warning("Could not answer a hand-over request for %s", self.groups[0], exc_info=True)
 
     async def close(self) -> None:
         """Stop listening and leave the groups (called as the conversation ends, maybe from `on_deleted` itself)."""

@@ -84,6 +84,7 @@ class StoredConversation:
     dialect: str
     settings: dict[str, Any]
     turns: list[StoredTurn]
+    open: bool = False  # not ended: live in some worker (or left so by one that died)
 
 
 def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> StoredConversation | None:
@@ -99,7 +100,13 @@ def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> S
         )
         for t in conversation.turns.order_by("position")
     ]
-    return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns)
+    return StoredConversation(conversation.pk, conversation.dialect, conversation.settings, turns,
+                              open=conversation.ended_at is None)
+
+
+def conversation_is_open(*, conversation_id: Any) -> bool:
+    """Whether a conversation exists and has not ended (its last writes are done once it has)."""
+    return Conversation.objects.filter(pk=conversation_id, ended_at__isnull=True).exists()
 
 
 def active_conversation_ids() -> list[str]:

@@ -21,7 +21,6 @@ from .browser_support import database_url, free_port, served, until, wait_until
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 TTL_S = 2.0
-GRACE_S = 5.0  # tests/settings.py RELAY_GRACE_SECONDS
 
 
 def _http(url: str, cookie: str, data: dict | None = None) -> tuple[int, bytes, Any]:
@@ -146,43 +145,3 @@ def test_a_killed_workers_conversations_drop_off_the_list_once_their_entries_exp
     gone_after = asyncio.run(run())
     assert gone_after <= TTL_S + 5
 
-
-def test_a_conversation_reconnected_to_another_worker_moves_there_and_runs_in_one_place(two_workers):
-    from websockets.asyncio.client import connect
-
-    from conversations.models import Conversation
-
-    a, b, cookie = two_workers["a"], two_workers["b"], two_workers["user"]
-
-    def socket(url: str, query: str = ""):
-        return connect(url.replace("http", "ws") + "/ws/talk/" + query, origin=url,
-                       additional_headers={"Cookie": cookie}, open_timeout=10)
-
-    async def run():
-        ws = await socket(a)
-        conversation_id = (await until(ws, "ready", timeout=30))["conversation_id"]
-        await ws.send(json.dumps({"type": "text", "text": "Remember the blue boat."}))
-        await until(ws, "response_done", timeout=30)
-        ws.transport.abort()  # the network went: no close frame, so A keeps it for its grace period
-        listed = await asyncio.to_thread(wait_until, lambda: _listed(b, two_workers["staff"]).get(conversation_id), 10)
-        assert listed["worker"].split(":")[1] == str(two_workers["a_process"].pid)
-
-        async with socket(b, f"?conversation={conversation_id}") as moved:
-            history = await until(moved, "history", timeout=30)
-            ready = await until(moved, "ready", timeout=30)
-            assert ready["continued"] and ready["conversation_id"] == conversation_id
-            assert [item["text"] for item in history["items"]][0] == "Remember the blue boat."
-            # A let it go (it is listed once, by B) and, past A's grace period, it is still going on.
-            rows = await asyncio.to_thread(_listed, a, two_workers["staff"])
-            assert rows[conversation_id]["worker"].split(":")[1] != str(two_workers["a_process"].pid)
-            await asyncio.sleep(GRACE_S + 1)
-            assert (await Conversation.objects.aget(pk=conversation_id)).status == "active"
-            await moved.send(json.dumps({"type": "text", "text": "And the red sail."}))
-            await until(moved, "response_done", timeout=30)
-        return conversation_id
-
-    conversation_id = asyncio.run(run())
-    stored = wait_until(lambda: Conversation.objects.filter(pk=conversation_id, status="ended").first(), 10)
-    assert stored.ended_by == "user"
-    texts = list(stored.turns.filter(role="user").order_by("position").values_list("text", flat=True))
-    assert texts == ["Remember the blue boat.", "And the red sail."]

@@ -166,6 +166,40 @@ def test_rollover_waits_for_a_quiet_moment():
     assert c.idle()
 
 
+def test_rollover_waits_for_the_reply_the_service_starts_once_the_user_stops_speaking():
+    # Found by the soak (benchmarks/soak.py): between speech_stopped and response.created the core looked idle, so
+    # a planned rollover replaced the session just as it began the reply, and the user's turn got no answer.
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 900}, s)
+    assert not c.idle()  # server VAD answers the turn: its reply is on its way
+    c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "transcript": "hi"}, s)
+    assert not c.idle()
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, s)
+    c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, s)
+    assert c.idle()
+
+
+def test_a_typed_message_is_not_a_quiet_moment_until_its_reply_is_done():
+    c = core()
+    s = c.session
+    c.on_browser(BrowserCommand("text", text="hello"))
+    assert not c.idle()  # response.create is sent; the reply has not started yet
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, s)
+    c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, s)
+    assert c.idle()
+
+
+def test_when_the_service_answers_turns_itself_is_off_stopping_speech_expects_no_reply():
+    c = core(turn_detection=TurnDetection(create_response=False))
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 900}, s)
+    c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1", "transcript": "hi"}, s)
+    assert c.idle()
+
+
 def test_session_events_are_recorded_and_configuration_is_confirmed_once():
     c = core()
     facts, effects = c.open_session()

@@ -290,3 +290,58 @@ async def test_commands_on_a_socket_whose_login_session_is_gone_are_refused(sett
         assert seen.closed_code == 4001
         await comm.disconnect()
         assert not [e for e in sim.received if e["type"] == "conversation.item.create"]
+
+
+async def test_drops_between_planned_rollovers_never_use_up_the_reconnect_tries(settings, cookie):
+    # Found by the soak (benchmarks/soak.py): sessions shorter than STABLE_SESSION_S never reset the count of
+    # reconnect tries, so a conversation whose every reconnect worked still ended with 4502 after a few drops.
+    settings.RELAY_RECONNECT_TRIES = 2
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=2.0) as sim:
+        point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        for drop in range(3):
+            sessions = len(sim.sessions)
+            # A planned rollover (half the session's life, nobody speaking) opens the next session...
+            seen = await collect(comm, seen, lambda s, n=sessions: len(sim.sessions) > n, timeout=10)
+            readies = len(seen.of_type("ready"))
+            seen = await collect(comm, seen, lambda s, n=readies: len(s.of_type("ready")) > n, timeout=10)
+            # ...and then the network drops that one: the relay reconnects every time.
+            assert await sim.drop_sessions(index=len(sim.sessions) - 1) == 1
+            readies = len(seen.of_type("ready"))
+            seen = await collect(comm, seen, lambda s, n=readies: len(s.of_type("ready")) > n, timeout=10)
+        seen = await _say(comm, seen, "still there", 1)
+        await comm.disconnect()
+    assert not seen.of_type("error") and seen.closed_code is None
+    assert len(seen.of_type("reconnecting")) == 3
+
+
+async def test_an_utterance_cut_by_an_upstream_drop_is_heard_whole_by_the_next_session(settings, cookie):
+    # Found by the soak (benchmarks/soak.py): the speech went down with the dropped session's input buffer, and the
+    # user's turn was lost. The relay keeps what the session has not committed and sends it to the next one.
+    from .audio import frames, silence, speech
+
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
+        point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        spoken = speech("Hello there, how are you today?")[: 24_000 * 2 * 3 // 2]  # 1.5 s, cut mid-word: no pause
+        for frame in frames(silence(400) + spoken + silence(200)):
+            await comm.send_to(bytes_data=frame)
+            await asyncio.sleep(0.04)  # a microphone's pace: the service says it hears speech while it comes
+        seen = await collect(comm, seen, lambda s: bool(s.of_type("speech_started")))
+        assert await sim.drop_sessions(index=0) == 1
+        seen = await collect(comm, seen, lambda s: len(s.of_type("ready")) >= 2)
+        kinds = [m["type"] for m in seen.messages]
+        assert "speech_stopped" not in kinds[: kinds.index("reconnecting")]  # the first session never committed it
+        for frame in frames(silence(1000)):  # the user is quiet now: only the replayed speech can make a turn
+            await comm.send_to(bytes_data=frame)
+        seen = await collect(comm, seen, lambda s: any(m["status"] == "completed" for m in s.of_type("response_done")))
+        await comm.disconnect()
+        assert sim.validation_errors == []
+
+    user_turns = [t for t in await _turns(seen.of_type("ready")[0]["conversation_id"]) if t.role == "user"]
+    assert len(user_turns) == 1 and user_turns[0].audio_ms > 1000
+    assert len(seen.of_type("user_item")) == 1

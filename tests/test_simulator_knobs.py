@@ -60,3 +60,36 @@ async def test_one_process_serves_many_sessions_at_once() -> None:
         statuses = await asyncio.wait_for(asyncio.gather(*(one_turn(i) for i in range(20))), 20)
         assert statuses == ["completed"] * 20
         assert len(sim.sessions) == 20 and sim.validation_errors == []
+
+
+@pytest.mark.asyncio
+async def test_drop_mean_aborts_every_session_at_a_random_moment_that_the_seed_repeats() -> None:
+    async def lifetimes(seed: int) -> list[float]:
+        async with RealtimeSimulator(api_key=KEY, drop_mean_s=0.2, seed=seed, realtime_pacing=False) as sim:
+            lived = []
+            for _ in range(3):
+                async with open_session(sim, "ga") as ws:
+                    await recv_event(ws, "ga")
+                    opened = time.monotonic()
+                    with pytest.raises(ConnectionClosedError) as caught:
+                        await asyncio.wait_for(ws.recv(), 10)
+                    assert caught.value.rcvd is None  # no close frame: a network drop
+                    lived.append(time.monotonic() - opened)
+            await asyncio.sleep(0.05)
+            assert all(record.dropped and record.closed for record in sim.sessions)
+            return lived
+
+    first, again = await lifetimes(7), await lifetimes(7)
+    assert max(first) - min(first) > 0.05  # random moments, not one fixed delay
+    assert all(abs(a - b) < 0.15 for a, b in zip(first, again))  # the same seed, the same moments
+
+
+@pytest.mark.asyncio
+async def test_a_simulator_that_keeps_no_events_still_serves_turns() -> None:
+    async with RealtimeSimulator(api_key=KEY, keep_events=False, realtime_pacing=False) as sim:
+        async with open_session(sim, "ga") as ws:
+            await recv_event(ws, "ga")
+            await send(ws, user_text("hello"))
+            await send(ws, {"type": "response.create"})
+            await recv_until(ws, "ga", "response.done")
+        assert sim.received == []

@@ -63,8 +63,11 @@ logger = logging.getLogger(__name__)
 
 # Audio kept while no upstream session can take it (switching sessions): at most this much, newest kept.
 BUFFER_MAX_BYTES = 10_000 * BYTES_PER_MS
+QUIET_KEPT_BYTES = 1_000 * BYTES_PER_MS
 # What the browser is told, and the close code, when staff end a conversation; stored as ended, not failed.
 ENDED_BY_STAFF = Failure("ended_by_staff", "An administrator ended this conversation.", CLOSE_ENDED_BY_STAFF)
+# Another worker continues the conversation (the browser reconnected there): a tab still attached here is replaced.
+TAKEN_OVER = Failure("replaced", "This conversation was opened in another window.", CLOSE_REPLACED)
 # A session that served this long was healthy: the next drop gets the full set of reconnect tries again.
 STABLE_SESSION_S = 30.0
 
@@ -158,6 +161,10 @@ class LiveConversation:
         self.failure: Failure | None = None
         self._buffer: deque[bytes] = deque()
         self._buffered = 0
+        # Microphone audio the current session has not committed yet: a session that drops while the user speaks
+        # loses its input buffer with it, so this is sent again to the next one (bounded like `_buffer`).
+        self._uncommitted: deque[bytes] = deque()
+        self._uncommitted_bytes = 0
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace: asyncio.TimerHandle | None = None
@@ -180,7 +187,7 @@ class LiveConversation:
         # A rollover's second session uses the same slot (it lasts seconds and the conversation was admitted).
         self.slot = slot
         self._inbox = Inbox(conversation_id=self.conversation_id, owner_id=owner_id, on_deleted=self.deleted,
-                            on_end_by_staff=self.ended_by_staff, on_hand_over=self.hand_over)
+                            on_end_by_staff=self.ended_by_staff, on_taken_over=self.taken_over)
         self._listing: live_registry.LiveEntry | None = None
         self._ending: asyncio.Future[None] | None = None  # the ending, once it started (see `end`)
         self._ended_from: asyncio.Task[Any] | None = None  # the task that started it
@@ -233,11 +240,11 @@ class LiveConversation:
         logger.info("Conversation %s: browser left (code %s); waiting %ss for it", self.conversation_id, code,
                     self.timing.grace_s)
 
-    async def end(self, failure: Failure | None = None, *, by: str = "user", handed_over: bool = False) -> None:
+    async def end(self, failure: Failure | None = None, *, by: str = "user", farewell: Failure | None = None) -> None:
         """End the conversation once: settle a running reply, store everything, close upstream and the browser.
 
         `by` is who ended it, as stored: "user", "staff" or "system" (a failure always counts as "system").
-        `handed_over`: another worker continues it, so it is stored as still going on, not as ended.
+        `farewell` is what an attached browser is told when the ending is not a failure.
         The ending runs in a task of its own: a caller that is cancelled (the server cutting a socket's
         handler at shutdown) does not cut it short, and every later caller waits for the same ending.
         """
@@ -247,7 +254,7 @@ class LiveConversation:
             self.ended = True
             self.failure = self.failure or failure
             self._ended_from = asyncio.current_task()
-            self._ending = asyncio.ensure_future(self._finish(failure, by, handed_over))
+            self._ending = asyncio.ensure_future(self._finish(failure, by, farewell))
         await asyncio.shield(self._ending)
 
     def cut_short(self) -> asyncio.Future[None] | None:
@@ -257,15 +264,15 @@ class LiveConversation:
             ending.cancel()
         return ending
 
-    async def _finish(self, failure: Failure | None, by: str, handed_over: bool) -> None:
+    async def _finish(self, failure: Failure | None, by: str, farewell: Failure | None) -> None:
         try:
-            await self._finish_steps(failure, by, handed_over)
+            await self._finish_steps(failure, by, farewell)
         except asyncio.CancelledError:
             # The server gave up waiting (shutdown): whatever is still queued is named, not dropped quietly.
             self.journal.give_up("the server stopped before they could be stored")
             raise
 
-    async def _finish_steps(self, failure: Failure | None, by: str, handed_over: bool) -> None:
+    async def _finish_steps(self, failure: Failure | None, by: str, farewell: Failure | None) -> None:
         for handle in (self._grace, self._overdue, *self._rollover_timers):
             if handle is not None:
                 handle.cancel()
@@ -277,9 +284,7 @@ class LiveConversation:
                 await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
         if self._supervisor is not None and self._supervisor is not self._ended_from:
             # (A supervisor that is ending the conversation itself waits for this, and stops after it.)
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._supervisor
+            await _cancel_until_done(self._supervisor, self.conversation_id)
         await self._close_upstream()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
@@ -287,9 +292,8 @@ class LiveConversation:
         # A limit ends a conversation that went well: stored as ended (by the system), with the reason.
         failed = self.failure is not None and self.failure is not self._limit_reached
         ended_by = "system" if self.failure is not None else by
-        if not handed_over:
-            self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
-                                               ended_by=ended_by))
+        self.journal.put(ConversationEnded(failed=failed, error=self.failure.message if self.failure else "",
+                                           ended_by=ended_by))
         # All at once, so the end takes as long as the slowest (each bounded; with the database away the
         # recording and the journal wait JOURNAL_CLOSE_TIMEOUT_SECONDS), which the shutdown allows for.
         closing = [self._stop_recording(timeout=close_timeout()), self.journal.close()]
@@ -298,16 +302,14 @@ class LiveConversation:
         if self.slot is not None:
             closing.append(self.slot.close())
         await asyncio.gather(*closing)
-        if self.failure is not None and self.fresh and not self.core.items and not handed_over:
+        if self.failure is not None and self.fresh and not self.core.items:
             await _discard(self.conversation_id)
         self.registry.remove(self.conversation_id, self)
         if self._listing is not None:
             live_registry.heartbeat().remove(self._listing)
         link, self.link = self.link, None
-        if link is not None and handed_over:
-            await _quietly(link.close_with(CLOSE_REPLACED))  # another tab, on another worker, has it now
-        elif link is not None:
-            farewell = self.failure or (ENDED_BY_STAFF if ended_by == "staff" else None)
+        if link is not None:
+            farewell = self.failure or farewell or (ENDED_BY_STAFF if ended_by == "staff" else None)
             if farewell is not None:
                 message = protocol.error_message(farewell.code, farewell.message, fatal=True)
                 if farewell.retry_after_s is not None:
@@ -320,8 +322,7 @@ class LiveConversation:
             if task is not asyncio.current_task():
                 task.cancel()
         await self._inbox.close()
-        logger.info("Conversation %s %s%s", self.conversation_id, "handed over" if handed_over else "ended",
-                    f": {self.failure.code}" if self.failure else "")
+        logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
 
     async def deleted(self) -> None:
         """The conversation was deleted (in any window, through any worker): end it and write nothing more."""
@@ -331,15 +332,18 @@ class LiveConversation:
             recorder.abandon()
         await self.end(Failure("conversation_deleted", "This conversation was deleted in another window.", CLOSE_DELETED))
 
+    async def taken_over(self) -> None:
+        """Another worker continues this conversation (its browser reconnected there): store everything, let go.
+
+        That worker waits for this end to be stored before it reads the turns, so none is lost or doubled.
+        """
+        logger.info("Conversation %s: continued by another worker; letting go", self.conversation_id)
+        await self.end(by="system", farewell=TAKEN_OVER)
+
     async def ended_by_staff(self, staff: str) -> None:
         """Staff ended the conversation (or suspended its user): cut a running reply as Stop does, store it, say so."""
         logger.info("Conversation %s is being ended by staff member %s", self.conversation_id, staff or "(unknown)")
         await self.end(by="staff")
-
-    async def hand_over(self) -> None:
-        """Another worker continues this conversation (its browser reconnected there): store everything and let go."""
-        logger.info("Conversation %s: another worker continues it; handing it over", self.conversation_id)
-        await self.end(handed_over=True)
 
     # --- Browser side ----------------------------------------------------------------------------
 
@@ -361,6 +365,7 @@ class LiveConversation:
             return
         with contextlib.suppress(UpstreamError):  # the supervisor sees the drop and reconnects
             await upstream.send_audio(pcm)
+        self._hold_uncommitted(pcm)
 
     async def command(self, command: BrowserCommand) -> None:
         """Carry out one browser command."""
@@ -400,6 +405,10 @@ class LiveConversation:
                 outcome = await self._serve(conn, facts)
                 if isinstance(outcome, tuple):
                     conn, facts = outcome  # planned rollover: already open and seeded
+                    self._forget_uncommitted()  # between turns: nothing was being said
+                    # The session served until it was replaced on schedule: the service is reachable again, so
+                    # the next drop gets every reconnect try (short sessions never reach STABLE_SESSION_S).
+                    self._failed_reconnects = 0
                     continue
                 logger.info("Conversation %s: upstream session ended (%s); opening another", self.conversation_id, outcome)
                 await self._deactivate()
@@ -476,11 +485,35 @@ class LiveConversation:
             self._buffered -= len(pcm)
             with contextlib.suppress(UpstreamError):
                 await conn.send_audio(pcm)
+            self._hold_uncommitted(pcm)
         self.ready = True  # no await since the buffer emptied: no frame can overtake the kept ones
 
+    def _hold_uncommitted(self, pcm: bytes) -> None:
+        """Remember audio sent to the session until it commits it (newest kept past the limit)."""
+        self._uncommitted.append(pcm)
+        self._uncommitted_bytes += len(pcm)
+        # While nobody speaks only the last second is worth keeping (the service's prefix padding is 300 ms).
+        limit = BUFFER_MAX_BYTES if self.core.session.user_speaking else QUIET_KEPT_BYTES
+        while self._uncommitted_bytes > limit:
+            self._uncommitted_bytes -= len(self._uncommitted.popleft())
+
+    def _forget_uncommitted(self) -> None:
+        self._uncommitted.clear()
+        self._uncommitted_bytes = 0
+
     async def _deactivate(self) -> None:
-        """The current session is gone: cut what it was doing, keep what was said."""
+        """The current session is gone: cut what it was doing, keep what was said (and what was being said)."""
         self.ready = False
+        if self.core.session.user_speaking and self._uncommitted:
+            # The user was speaking: the utterance so far went down with the session's input buffer. Send it to
+            # the next session first, before what arrived meanwhile, so the service hears the whole turn.
+            self._buffer.extendleft(reversed(self._uncommitted))
+            self._buffered += self._uncommitted_bytes
+            while self._buffered > BUFFER_MAX_BYTES:
+                self._buffered -= len(self._buffer.pop())  # over the limit: the newest go (silence, mostly)
+            logger.info("Conversation %s: the session dropped while the user spoke; sending the %d ms heard so far "
+                        "to the next one", self.conversation_id, self._uncommitted_bytes // BYTES_PER_MS)
+        self._forget_uncommitted()
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
         await self._close_upstream()
@@ -510,6 +543,7 @@ class LiveConversation:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
                 await _close_quietly(conn)
+                logger.info("Conversation %s: rolled over to a new session before expiry", self.conversation_id)
                 return new
         finally:
             # Both, whichever way this ends (cancelled with the conversation too): no task is left pending.
@@ -548,6 +582,8 @@ class LiveConversation:
                     continue
                 if kind == "rate_limits.updated" and self.slot is not None:  # rare: once per response
                     self.slot.rate_limits(event)
+                if kind == "input_audio_buffer.committed" or kind == "input_audio_buffer.cleared":
+                    self._forget_uncommitted()  # the service has it now (or dropped it on purpose)
                 if kind == "input_audio_buffer.speech_started" and self._timeline is not None:
                     item_id, start = event.get("item_id"), event.get("audio_start_ms")
                     if type(item_id) is str and type(start) is int:
@@ -742,6 +778,24 @@ class LiveConversation:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+
+async def _cancel_until_done(task: asyncio.Task[Any], conversation_id: str, every_s: float = 0.5) -> None:
+    """Cancel the relay's task until it has stopped.
+
+    A cancellation can be swallowed on its way down (asyncio.wait_for on Python 3.11, gh-86296; redis-py while it
+    connects): the soak once saw a conversation that had ended keep relaying, and its end wait for it for ever.
+    """
+    tries = 0
+    while not task.done():
+        tries += 1
+        task.cancel()
+        await asyncio.wait({task}, timeout=every_s)
+    if tries > 1:
+        logger.warning("Conversation %s: the relay task took %d cancellations to stop", conversation_id, tries)
+    if not task.cancelled():
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            task.result()
 
 
 async def _close_quietly(conn: RealtimeConnection) -> None:

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 
-from .. import live_registry, selectors, services
+from .. import live, live_registry, selectors, services
 from ..journal import Journal
-from ..live import take_over
 from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
 from ..upstream import resolve_target, token_provider_for
@@ -21,6 +21,11 @@ from .quota import ConversationQuota, admit
 from .registry import live_conversations
 from .state import RelayCore
 
+logger = logging.getLogger(__name__)
+
+# How long a continue waits for another worker that holds the conversation live to store it and let go.
+TAKEOVER_WAIT_S = 5.0
+TAKEOVER_ASK_EVERY_S = 1.0
 
 class ConversationNotFound(Exception):
     """No such conversation, or not the user's."""
@@ -43,7 +48,7 @@ async def open_conversation(user: Any, conversation_id: str | None) -> tuple[Liv
     """Return the conversation this socket serves and how it arrived: new, resumed or continued."""
     if conversation_id:
         live = live_conversations.get(conversation_id)
-        if live is not None:
+        if live is not None and not live.ended:  # one that is ending (storing its last writes) is continued instead
             if live.owner_id != user.pk:
                 raise ConversationNotFound(conversation_id)
             return live, "resumed"
@@ -75,16 +80,11 @@ async def _start(user: Any) -> LiveConversation:
 
 
 async def _continue(user: Any, conversation_id: str) -> LiveConversation:
-    if await database_sync_to_async(selectors.conversation_for)(user=user, conversation_id=conversation_id) is None:
-        raise ConversationNotFound(conversation_id)
-    # A browser that reconnected to another worker than the one holding its conversation (a proxy's choice,
-    # a worker restarting): that worker stores everything and lets go first, so that the conversation runs
-    # in one place and is continued from all it said, and its live slots are free before they are claimed here.
-    if await _held_elsewhere(conversation_id):
-        await take_over(conversation_id)
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
+    if stored.open and await _held_elsewhere(stored.id):
+        stored = await _after_holder_lets_go(user, stored)
     target = await resolve_target()
     slot = await admit_deployment(target)  # raises DeploymentBusy
     try:
@@ -100,14 +100,42 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
         raise
 
 
-async def _held_elsewhere(conversation_id: str) -> bool:
-    """Whether the live registry lists this conversation on another worker (asked in a thread: it reads Redis)."""
-    beat = live_registry.heartbeat()
+async def _held_elsewhere(conversation_id: Any) -> bool:
+    """Whether another worker lists the conversation as live (a browser that left it there came back here)."""
+    mine = live_registry.heartbeat().worker
     try:
-        entries = await asyncio.to_thread(beat.store.entries)
-    except Exception:  # noqa: BLE001 - the registry is away: ask the channel layer, which answers or not
-        return True
-    return any(e.conversation_id == str(conversation_id) and e.worker != beat.worker for e in entries)
+        entries = await asyncio.to_thread(live_registry.live_entries)
+    except Exception:  # noqa: BLE001 - Redis away: nobody can be asked anyway
+        return False
+    return any(e.conversation_id == str(conversation_id) and e.worker != mine for e in entries)
+
+
+async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
+    """Ask the worker holding the conversation to store it and let go, then read it again (with every turn).
+
+    Two live copies would each go on from their own turns: positions would clash and the model would forget
+    what was said to the other. A holder that does not answer in time (it died) is not waited for longer.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TAKEOVER_WAIT_S
+    asked_at = None
+    while loop.time() < deadline:
+        # Asked again every second: the Redis layer can lose a message when a receive in the holder's process is
+        # cancelled at that moment (django/channels#1683), as it is when the old socket closes. Ending is idempotent.
+        if asked_at is None or loop.time() - asked_at >= TAKEOVER_ASK_EVERY_S:
+            asked_at = loop.time()
+            if not await live.ask_holder_to_let_go(stored.id):
+                break
+        await asyncio.sleep(0.05)
+        if not await database_sync_to_async(selectors.conversation_is_open)(conversation_id=stored.id):
+            again = await database_sync_to_async(selectors.conversation_for_relay)(user=user,
+                                                                                   conversation_id=stored.id)
+            if again is None:
+                raise ConversationNotFound(stored.id)
+            return again
+    logger.warning("Conversation %s: the worker holding it did not let go within %ss; continuing from what is "
+                   "stored", stored.id, TAKEOVER_WAIT_S)
+    return stored
 
 
 async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot) -> LiveConversation:

@@ -88,6 +88,9 @@ class SessionFacts:
     response_item: str = ""  # its assistant item
     cancel_sent: bool = False
     pending_create: bool = False  # a response.create waits for the cancelled response's response.done
+    # The user's turn ended (server VAD answers it) or a response was asked for, and response.created has not
+    # come yet: replacing the session now would lose the reply the service is about to start.
+    reply_expected: bool = False
     user_speaking: bool = False
     speech_start_ms: dict[str, int] = field(default_factory=dict)
     awaiting_transcripts: set[str] = field(default_factory=set)
@@ -213,6 +216,7 @@ class RelayCore:
             s.user_speaking
             or s.response_id is not None
             or s.pending_create
+            or s.reply_expected
             or self.ptt_open
             or s.awaiting_transcripts
         )
@@ -346,6 +350,8 @@ class RelayCore:
 
     def _up_speech_stopped(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.user_speaking = False
+        td = self.config.turn_detection
+        s.reply_expected = s.reply_expected or (td is not None and td.create_response)
         item_id, end_ms = m["item_id"], m["audio_end_ms"]
         if item_id in s.speech_start_ms:
             duration = max(0, end_ms - s.speech_start_ms.pop(item_id))
@@ -355,6 +361,7 @@ class RelayCore:
 
     def _up_response_created(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.response_id, s.response_item, s.cancel_sent = m["response_id"], "", False
+        s.reply_expected = False  # response_id stands for it from here
 
     def _up_response_done(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         response_id, status, reason = m["response_id"], m["status"], m.get("reason", "")
@@ -380,6 +387,7 @@ class RelayCore:
         }))
         if s.pending_create:
             s.pending_create = False
+            s.reply_expected = True
             out.append(ToUpstream(protocol.RESPONSE_CREATE))
 
     def _up_truncated(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
@@ -470,6 +478,7 @@ class RelayCore:
             return []
         self.session.pending_create = False
         self.session.response_id = None
+        self.session.reply_expected = True
         return [ToUpstream(protocol.RESPONSE_CREATE)]
 
     def apply_config(self, config: SessionConfig) -> list[Effect]:
@@ -495,6 +504,7 @@ class RelayCore:
         if self.session.response_id is not None:
             self.session.pending_create = True
         else:
+            self.session.reply_expected = True
             out.append(ToUpstream(protocol.RESPONSE_CREATE))
 
     # --- Endings -------------------------------------------------------------------------------

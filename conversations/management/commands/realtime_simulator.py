@@ -47,6 +47,16 @@ class Command(BaseCommand):
             "--session-expiry", type=float, default=None, help="End sessions after N seconds."
         )
         parser.add_argument(
+            "--drop-mean",
+            type=float,
+            default=None,
+            help="Abort each session's connection at a random moment, N seconds after it opened on "
+            "average (exponentially distributed), as a flaky network does.",
+        )
+        parser.add_argument(
+            "--seed", type=int, default=None, help="Seed for --drop-mean's random moments."
+        )
+        parser.add_argument(
             "--no-pacing", action="store_true", help="Stream audio as fast as possible."
         )
 
@@ -62,6 +72,10 @@ class Command(BaseCommand):
             response_delay_s=options["response_delay"],
             session_expiry_s=options["session_expiry"],
             realtime_pacing=not options["no_pacing"],
+            drop_mean_s=options["drop_mean"],
+            seed=options["seed"],
+            # Nobody reads the received events of a standalone simulator: keeping them would grow forever.
+            keep_events=False,
             **extra,
         )
         try:

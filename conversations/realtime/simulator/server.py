@@ -7,6 +7,7 @@ import base64
 import binascii
 import json
 import logging
+import random
 import time
 import typing
 from collections import deque
@@ -145,7 +146,12 @@ class RealtimeSimulator:
         transcription_failures: int = 0,
         reject_session_update_param: str | None = None,
         only_first_sessions: int | None = None,
+        drop_mean_s: float | None = None,
+        seed: int | None = None,
+        keep_events: bool = True,
     ) -> None:
+        if drop_mean_s is not None and drop_mean_s <= 0:
+            raise ValueError("drop_mean_s must be above 0 (or None: no random drops)")
         if not 10 <= delta_ms <= 1000:
             raise ValueError("delta_ms must be between 10 and 1000 (the service uses 100-250)")
         self.api_key = api_key
@@ -167,6 +173,12 @@ class RealtimeSimulator:
         # The first N sessions get session_expiry_s and drop_after_events; later ones live, so a
         # relay's reconnection can be seen to work. None: every session.
         self.only_first_sessions = only_first_sessions
+        # Network drops at random moments, as a flaky path to the service has them: each session is
+        # aborted after an exponentially distributed lifetime with this mean (seeded, so a run repeats).
+        self.drop_mean_s = drop_mean_s
+        self._random = random.Random(seed)
+        # A long-running simulator (a soak) must not keep every client event it ever received.
+        self.keep_events = keep_events
         self.strict = strict
         self.preview_api_versions = frozenset(preview_api_versions)
         self.transcription_deployments = (
@@ -473,6 +485,11 @@ class RealtimeSimulator:
         )
         record.session = session
         expiry = asyncio.ensure_future(self._expire(record, lifetime)) if timed_expiry else None
+        drop = (
+            asyncio.ensure_future(self._drop_later(record, self._random.expovariate(1 / self.drop_mean_s)))
+            if self.drop_mean_s is not None and self._faulty(record)
+            else None
+        )
         try:
             await session.start()
             async for message in connection:
@@ -486,8 +503,9 @@ class RealtimeSimulator:
             pass
         finally:
             record.closed = True
-            if expiry is not None:
-                expiry.cancel()
+            for timer in (expiry, drop):
+                if timer is not None:
+                    timer.cancel()
             await session.close()
 
     @staticmethod
@@ -498,7 +516,15 @@ class RealtimeSimulator:
     async def _expire(self, record: SessionRecord, after_s: float) -> None:
         """The session_expiry_s knob: expire the session when its time is up."""
         await asyncio.sleep(after_s)
+        logger.warning("Fault injected: session %d expired after %gs (session_expiry_s)", record.index, after_s)
         await self._expire_now(record)
+
+    async def _drop_later(self, record: SessionRecord, after_s: float) -> None:
+        """The drop_mean_s knob: abort the session's connection after `after_s` seconds."""
+        await asyncio.sleep(after_s)
+        if not record.closed and record.connection is not None:
+            logger.warning("Fault injected: session %d dropped after %.1fs (drop_mean_s)", record.index, after_s)
+            self._abort(record)
 
     async def _expire_now(self, record: SessionRecord) -> None:
         """The service's end of a session: `session_expired` naming its maximum, then close 1001."""
@@ -520,6 +546,8 @@ class RealtimeSimulator:
 
     def _record(self, event: dict[str, Any], record: SessionRecord) -> None:
         """Keep a copy of each client event, with audio replaced by its decoded size."""
+        if not self.keep_events:
+            return
         copy = dict(event)
         if copy.get("type") == "input_audio_buffer.append" and isinstance(copy.get("audio"), str):
             try:
