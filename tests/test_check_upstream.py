@@ -105,19 +105,33 @@ async def test_a_service_that_never_answers_is_cut_off_by_the_timeout(use_simula
     assert (result["ok"], result["code"]) == (False, "upstream_unavailable")
 
 
-async def test_only_one_check_runs_at_a_time_and_pings_are_still_answered(use_simulator, cookie):
+async def test_only_one_check_runs_at_a_time_and_pings_are_still_answered(use_simulator, cookie, monkeypatch):
+    from conversations.relay import check
+
+    # The first check waits at its first event until the test lets it go, so it is surely still running
+    # when the second check and the ping arrive (against the in-process simulator it can be over at once).
+    release = asyncio.Event()
+    first_event_problem = check._first_event_problem
+
+    async def held(connection):
+        await release.wait()
+        return await first_event_problem(connection)
+
+    monkeypatch.setattr(check, "_first_event_problem", held)
     comm = communicator(cookie, path="/ws/check/")
     await comm.connect()
     try:
         await comm.send_to(text_data='{"type": "upstream_check"}')
         await comm.send_to(text_data='{"type": "upstream_check"}')
         await comm.send_to(text_data='{"type": "ping", "t": 7}')
-        answers = [json.loads(await comm.receive_from(timeout=15)) for _ in range(3)]
+        while_running = [json.loads(await comm.receive_from(timeout=15)) for _ in range(2)]
+        release.set()
+        finished = json.loads(await comm.receive_from(timeout=15))
     finally:
         await comm.disconnect()
-    checks = [a for a in answers if a["type"] == "upstream_check"]
-    assert {"type": "pong", "t": 7} in answers
-    assert sorted(c["code"] for c in checks) == ["check_running", "ok"]
+    assert {"type": "pong", "t": 7} in while_running
+    assert [a["code"] for a in while_running if a["type"] == "upstream_check"] == ["check_running"]
+    assert (finished["type"], finished["code"]) == ("upstream_check", "ok")
     assert len(use_simulator.sessions) == 1
 
 
