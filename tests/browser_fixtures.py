@@ -50,14 +50,15 @@ class Browser:
     """One Chromium with a WAV microphone, logged in to the app."""
 
     def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True,
-                 bypass_csp: bool = False) -> None:
-        """`bypass_csp` only for a test that points the page somewhere the site's policy forbids on purpose."""
+                 bypass_csp: bool = False, ignore_https_errors: bool = False) -> None:
+        """`bypass_csp` only for a test that points the page somewhere the site's policy forbids on purpose;
+        `ignore_https_errors` only for the local deployment's self-signed certificate."""
         from playwright.sync_api import sync_playwright
 
         self._pw = sync_playwright().start()
         self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, args=chromium_args(wav, fake_ui=fake_ui))
         self.context = self._browser.new_context(locale=locale, viewport={"width": viewport[0], "height": viewport[1]},
-                                                 bypass_csp=bypass_csp)
+                                                 bypass_csp=bypass_csp, ignore_https_errors=ignore_https_errors)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))

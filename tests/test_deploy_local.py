@@ -5,7 +5,7 @@ worker, a worker stopped with SIGTERM whose conversation goes on on the other, a
 while the other keeps serving.
 
 Needs nginx, openssl, PostgreSQL (DATABASE_URL: the stack gets its own database on that server,
-voiceapp_deploystack, dropped and created again each run) and Redis (REDIS_URL, or DEPLOY_TEST_REDIS_URL to
+voiceapp_deploystack_<pid>, created by `up` and dropped after, so that two test passes may run at once) and Redis (REDIS_URL, or DEPLOY_TEST_REDIS_URL to
 give the stack another Redis database; its keys carry a prefix of their own either way)."""
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from deploy import local
 
 from .browser_support import ARTIFACTS, ROOT, free_port, wait_until
 
-DATABASE = "voiceapp_deploystack"
+DATABASE = f"voiceapp_deploystack_{os.getpid()}"
 PASSWORD = "correct horse battery staple"
 # The page's reconnect delays after a drop (static/js/conversation/retry.js nominalDelay), in seconds.
 PAGE_RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 8.0)
@@ -224,7 +224,29 @@ def stack():
         if (state / "logs").exists():
             shutil.copytree(state / "logs", ARTIFACTS / "deploy-local", dirs_exist_ok=True)
         shutil.rmtree(state, ignore_errors=True)
+        with psycopg.connect(server._replace(path="/postgres").geturl(), autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
     assert down.returncode == 0, down.stdout + down.stderr
+
+
+@pytest.mark.browser
+def test_a_real_browser_signs_in_and_talks_through_the_tls_proxy(stack, open_browser, tmp_path):
+    from .browser_support import speech_wav
+
+    wav = speech_wav(tmp_path / "hello.wav", "Hello there, how are you today?")
+    # Chromium does not know the stack's own certificate authority; the socket tests above verify TLS.
+    browser = open_browser(stack.origin, wav, ignore_https_errors=True)
+    refused: list[str] = []
+    browser.page.on("console", lambda message: refused.append(message.text) if "Refused" in message.text else None)
+    browser.login("bob", PASSWORD)
+    assert browser.page.url == stack.origin + "/"
+    browser.start()
+    browser.page.wait_for_function("() => window.voiceApp.stats.messages.response_done >= 1", timeout=60_000)
+    bubbles = browser.page.eval_on_selector_all("#transcript .bubble", "els => els.map(e => e.textContent)")
+    assert any("Assistant" in text or "ASSISTANT" in text.upper() for text in bubbles), bubbles
+    assert refused == []  # the site's Content-Security-Policy allows everything the page does over wss
+    browser.page.click("#stop")  # nginx logs a socket's request when the tunnel closes
+    assert stack.served_by("GET /ws/talk/ HTTP/1.1\" 101") in (1, 2)  # it went through nginx to a worker
 
 
 def test_two_workers_behind_the_proxy_share_conversations_limits_and_survive_losing_one(stack):
