@@ -94,6 +94,12 @@ class ClientStats:
     errors: list[str] = field(default_factory=list)  # `error` messages and anything that went wrong
     stopped: bool = False  # ended with Stop and the server's normal close
     finished_s: float = 0.0  # when it was done, from the start of the run
+    # Per utterance (whole, on a ready socket): (wall-clock start, end, worker index) and, for the evidence,
+    # what this client saw happen: (wall-clock time, what) — its own drops, closes, `reconnecting`, `ready`,
+    # and each user item the first time it was told of it.
+    spoken: list[tuple[float, float, int]] = field(default_factory=list)
+    seen: list[tuple[float, str]] = field(default_factory=list)
+    first_told: dict[str, float] = field(default_factory=dict)  # user item id -> wall-clock time first told
 
 
 class Client:
@@ -169,6 +175,7 @@ class Client:
                 if reader.done():
                     return await reader
                 reply_done.clear()
+                spoken_at = time.time()
                 spoken = await self._send(ws, self.speech, ready, reader, loop, start)
                 if spoken == "dropped":
                     return await self._drop(ws, reader)
@@ -177,6 +184,7 @@ class Client:
                 if spoken == "cut":
                     continue
                 self.stats.utterances += 1
+                self.stats.spoken.append((spoken_at, time.time(), self.worker))
                 state["speech_ended"] = ended = loop.time()
                 # Listen (sending silence, as an open microphone does) until the reply is done: or, when the
                 # server did not take the turn (a fault cut it), until it is clear that none is coming.
@@ -214,6 +222,7 @@ class Client:
         """Cut the socket as a lost network does: no close frame, the server sees 1006."""
         self.drop_times.pop(0)
         self.stats.client_drops += 1
+        self.stats.seen.append((time.time(), f"client drop (on {'AB'[self.worker]})"))
         ws.transport.abort()
         reader.cancel()
         return "dropped"
@@ -288,9 +297,11 @@ class Client:
                     if stats.conversation_id not in (None, m["conversation_id"]):
                         stats.errors.append(f"ready for {m['conversation_id']}, not {stats.conversation_id}")
                     stats.conversation_id = m["conversation_id"]
+                    stats.seen.append((time.time(), f"ready on {'AB'[self.worker]}"))
                     ready.set()
                 elif kind == "reconnecting":
                     stats.reconnecting += 1
+                    stats.seen.append((time.time(), "reconnecting"))
                     state["pending"] = False  # a reply being generated went with the session
                     ready.clear()
                 elif kind == "note" and m.get("code") == "session_renewed":
@@ -298,8 +309,14 @@ class Client:
                 elif kind == "history":
                     for item in m["items"]:
                         (stats.user_items if item["role"] == "user" else stats.assistant_items).add(item["item_id"])
+                        if item["role"] == "user" and item["item_id"] not in stats.first_told:
+                            stats.first_told[item["item_id"]] = time.time()
+                            stats.seen.append((time.time(), f"user item {item['item_id']} (in a history)"))
                 elif kind == "user_item":
                     stats.user_items.add(m["item_id"])
+                    if m["item_id"] not in stats.first_told:
+                        stats.first_told[m["item_id"]] = time.time()
+                        stats.seen.append((time.time(), f"user item {m['item_id']}"))
                     state["pending"] = True  # a reply is on its way
                 elif kind == "assistant_item":
                     stats.assistant_items.add(m["item_id"])
@@ -314,6 +331,7 @@ class Client:
             pass
         code = ws.close_code if ws.close_code is not None else 1006
         stats.server_closes[code] += 1
+        stats.seen.append((time.time(), f"socket closed ({code})"))
         return code
 
 
@@ -394,6 +412,7 @@ async def run_clients(clients: list[Client], seconds: float, restart: tuple[Work
     """Run every client for `seconds`, restarting a worker once on the way."""
     loop = asyncio.get_running_loop()
     start = loop.time()
+    events["wall0"] = time.time()
     stop_at = start + seconds
     tasks = []
     for i, client in enumerate(clients):
@@ -600,6 +619,7 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         problems.append(f"{takeovers_timed_out} takeovers timed out (two workers held one conversation)")
     latencies = [x for r in results for x in r.latencies]
     pauses = [x for r in results for x in r.pauses]
+    lost = unacknowledged(results, db, workers, events.get("wall0", 0.0))
     figures = {
         "clients": len(results), "seconds": args.seconds, "wall_s": round(wall, 1), "seed": seed,
         "conversations_started": len(started), "conversations_stored": len(rows),
@@ -636,6 +656,8 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
                              "p95": round(1000 * percentile(latencies, 0.95)) if latencies else None,
                              "n": len(latencies)},
         "log_error_lines": len(bad_lines),
+        "utterances_not_acknowledged": dict(Counter(u["cause"] for u in lost)),
+        "utterances_not_acknowledged_evidence": lost,
         "finished_s": {"min": min((r.finished_s for r in results), default=0),
                        "max": max((r.finished_s for r in results), default=0)},
         "logs": str(logs),
@@ -643,6 +665,67 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
     }
     figures["ok"] = not problems
     return figures
+
+
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+EVIDENCE_S = 2.0  # faults this close to an utterance are listed with it
+
+
+def _log_lines(paths: list[Path]) -> list[tuple[float, str, str]]:
+    """(epoch seconds, log file name, line) of the workers' timestamped log lines."""
+    lines = []
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            m = LOG_TIME.match(line)
+            if m:
+                at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+                lines.append((at, path.stem, line[m.end():]))
+    return lines
+
+
+def unacknowledged(results: list[ClientStats], db: dict[str, Any], workers: list[Worker],
+                   wall0: float) -> list[dict[str, Any]]:
+    """Each utterance spoken whole on a ready socket that no user item followed, with what happened around it.
+
+    An utterance counts as acknowledged when a user item the client had not been told of arrives between its
+    start and the next utterance's start. The cause is the first that fits, in this order: the client cut its
+    own socket before the turn had ended (the speech is sent, but not the half second of silence after it that
+    makes server VAD end the turn: what the client sent then is the client's loss, as a page's is), the worker
+    closed the socket (restart, 1012), the upstream session was replaced (`reconnecting`), or unexplained.
+    """
+    logs = _log_lines([p for w in workers for p in w.log_files])
+    audio_by_conversation: dict[str, list[int]] = {}
+    for t in db["turns"]:
+        if t["role"] == "user":
+            audio_by_conversation.setdefault(str(t["conversation_id"]), []).append(t["audio_ms"])
+    found = []
+    for r in results:
+        told = sorted(r.first_told.values())
+        for n, (begin, end, worker) in enumerate(r.spoken):
+            until = r.spoken[n + 1][0] if n + 1 < len(r.spoken) else float("inf")
+            if any(begin <= at < until for at in told):
+                continue
+            window = [(round(at - begin, 2), what) for at, what in r.seen
+                      if begin - EVIDENCE_S <= at <= min(until, end + UNHEARD_S + EVIDENCE_S)]
+            after = [what for at, what in window if at >= 0]
+            if any(w.startswith("client drop") for w in after):
+                cause = "client dropped its socket before the turn ended"
+            elif any(w == "socket closed (1012)" for w in after):
+                cause = "worker restarted"
+            elif "reconnecting" in after:
+                cause = "upstream session lost"
+            else:
+                cause = "unexplained"
+            cid = r.conversation_id or ""
+            found.append({
+                "client": r.index, "conversation": cid, "worker": "AB"[worker],
+                "at_s": round(begin - wall0, 2), "spoken_s": round(end - begin, 2), "cause": cause,
+                "client_saw": window,
+                "worker_log": [f"{round(at - begin, 2)} {name}: {line}" for at, name, line in logs
+                               if cid and cid in line and begin - EVIDENCE_S <= at <= end + UNHEARD_S + EVIDENCE_S],
+                "longest_user_turn_ms": max(audio_by_conversation.get(cid, [0])),
+            })
+    return found
 
 
 def print_figures(f: dict[str, Any]) -> None:
@@ -675,6 +758,15 @@ def print_figures(f: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
     print(f"server closes: {f['server_closes']}; restart: {f['restart']}; clients finished after "
           f"{f['finished_s']['min']}-{f['finished_s']['max']} s")
+    if f["utterances_not_acknowledged_evidence"]:
+        print(f"utterances not acknowledged: {f['utterances_not_acknowledged']}")
+        for u in f["utterances_not_acknowledged_evidence"]:
+            print(f"  client {u['client']} conversation {u['conversation']} on {u['worker']} at {u['at_s']} s "
+                  f"({u['spoken_s']} s spoken): {u['cause']}; longest user turn stored {u['longest_user_turn_ms']} ms")
+            for at, what in u["client_saw"]:
+                print(f"      {at:+.2f} s client: {what}")
+            for line in u["worker_log"]:
+                print(f"      {line}")
     if f["problems"]:
         print("PROBLEMS:")
         for problem in f["problems"]:
