@@ -23,7 +23,11 @@ At the end every client finishes its turn and presses Stop (close 1000); the wor
 - the assistant turns stored are exactly the replies a client was told of (`assistant_item`, or in a
   `history`); a reply cut by a fault is stored as interrupted, counted and shown apart;
 - no line of either worker's or the simulator's log is an ERROR, CRITICAL or a traceback (warnings
-  about the injected faults are expected).
+  about the injected faults are expected);
+- every utterance spoken whole on a ready socket became a user turn the client was told of, except
+  those whose turn had not ended (server VAD waits for 500 ms of silence) when the client cut its own
+  socket or the worker restarted: those are counted apart, each printed with what the client saw and
+  the worker's log lines around it (`unacknowledged`).
 
 Prints a table of figures and exits 1 on any mismatch, 0 otherwise. `--json FILE` writes the figures.
 """
@@ -619,7 +623,13 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         problems.append(f"{takeovers_timed_out} takeovers timed out (two workers held one conversation)")
     latencies = [x for r in results for x in r.latencies]
     pauses = [x for r in results for x in r.pauses]
-    lost = unacknowledged(results, db, workers, events.get("wall0", 0.0))
+    lost = unacknowledged(results, db, workers, events.pop("wall0", 0.0))
+    # The client's own loss (its socket cut before the silence that ends its turn reached the server) and a worker's
+    # restart are shown apart; an utterance lost to anything else is the relay's to keep, and a problem.
+    relay_lost = [u for u in lost if u["cause"] not in (CLIENT_CUT, WORKER_RESTART)]
+    if relay_lost:
+        problems.append(f"{len(relay_lost)} utterances spoken whole on a ready socket never became a turn: "
+                        f"{[(u['conversation'], u['at_s'], u['cause']) for u in relay_lost[:5]]}")
     figures = {
         "clients": len(results), "seconds": args.seconds, "wall_s": round(wall, 1), "seed": seed,
         "conversations_started": len(started), "conversations_stored": len(rows),
@@ -669,6 +679,9 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
 
 LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 EVIDENCE_S = 2.0  # faults this close to an utterance are listed with it
+TURN_END_S = 1.0  # after the speech, by when server VAD (500 ms of silence) has ended the turn
+CLIENT_CUT = "the client cut its socket before its turn ended"
+WORKER_RESTART = "the worker restarted before the turn ended"
 
 
 def _log_lines(paths: list[Path]) -> list[tuple[float, str, str]]:
@@ -689,9 +702,11 @@ def unacknowledged(results: list[ClientStats], db: dict[str, Any], workers: list
 
     An utterance counts as acknowledged when a user item the client had not been told of arrives between its
     start and the next utterance's start. The cause is the first that fits, in this order: the client cut its
-    own socket before the turn had ended (the speech is sent, but not the half second of silence after it that
-    makes server VAD end the turn: what the client sent then is the client's loss, as a page's is), the worker
-    closed the socket (restart, 1012), the upstream session was replaced (`reconnecting`), or unexplained.
+    own socket within TURN_END_S of the speech's end (the speech was sent, but not the half second of silence
+    after it that makes server VAD end the turn; the conversation then moves to the other worker, and the
+    speech the first one held uncommitted goes with its upstream session: shown apart as the client's loss,
+    as a page's would be), the worker closed the socket then (restart, 1012), the upstream session was
+    replaced (`reconnecting`), or unexplained.
     """
     logs = _log_lines([p for w in workers for p in w.log_files])
     audio_by_conversation: dict[str, list[int]] = {}
@@ -707,11 +722,13 @@ def unacknowledged(results: list[ClientStats], db: dict[str, Any], workers: list
                 continue
             window = [(round(at - begin, 2), what) for at, what in r.seen
                       if begin - EVIDENCE_S <= at <= min(until, end + UNHEARD_S + EVIDENCE_S)]
+            # Before the turn could have ended: server VAD ends it after 500 ms of silence (a second allows for lag).
+            before_end = [what for at, what in window if 0 <= at <= end - begin + TURN_END_S]
             after = [what for at, what in window if at >= 0]
-            if any(w.startswith("client drop") for w in after):
-                cause = "client dropped its socket before the turn ended"
-            elif any(w == "socket closed (1012)" for w in after):
-                cause = "worker restarted"
+            if any(w.startswith("client drop") for w in before_end):
+                cause = CLIENT_CUT
+            elif any(w == "socket closed (1012)" for w in before_end):
+                cause = WORKER_RESTART
             elif "reconnecting" in after:
                 cause = "upstream session lost"
             else:
@@ -733,6 +750,10 @@ def print_figures(f: dict[str, Any]) -> None:
         ("clients", f["clients"]), ("seconds", f["seconds"]), ("conversations started", f["conversations_started"]),
         ("conversations completed", f["conversations_completed"]),
         ("utterances spoken", f["utterances_spoken"]),
+        ("  not a turn: client cut its socket first", f["utterances_not_acknowledged"].get(CLIENT_CUT, 0)),
+        ("  not a turn: worker restarted first", f["utterances_not_acknowledged"].get(WORKER_RESTART, 0)),
+        ("  not a turn: anything else (a problem)", sum(n for cause, n in f["utterances_not_acknowledged"].items()
+                                                         if cause not in (CLIENT_CUT, WORKER_RESTART))),
         ("user turns acknowledged / stored", f"{f['user_turns_acknowledged']} / {f['user_turns_stored']}"),
         ("replies received / stored", f"{f['replies_received']} / {f['assistant_turns_stored']}"),
         ("  completed (heard whole)", f["replies_completed"]),
