@@ -23,7 +23,11 @@ At the end every client finishes its turn and presses Stop (close 1000); the wor
 - the assistant turns stored are exactly the replies a client was told of (`assistant_item`, or in a
   `history`); a reply cut by a fault is stored as interrupted, counted and shown apart;
 - no line of either worker's or the simulator's log is an ERROR, CRITICAL or a traceback (warnings
-  about the injected faults are expected).
+  about the injected faults are expected);
+- every utterance spoken whole on a ready socket became a user turn the client was told of, except
+  those whose turn had not ended (server VAD waits for 500 ms of silence) when the client cut its own
+  socket or the worker restarted: those are counted apart, each printed with what the client saw and
+  the worker's log lines around it (`unacknowledged`).
 
 Prints a table of figures and exits 1 on any mismatch, 0 otherwise. `--json FILE` writes the figures.
 """
@@ -94,6 +98,12 @@ class ClientStats:
     errors: list[str] = field(default_factory=list)  # `error` messages and anything that went wrong
     stopped: bool = False  # ended with Stop and the server's normal close
     finished_s: float = 0.0  # when it was done, from the start of the run
+    # Per utterance (whole, on a ready socket): (wall-clock start, end, worker index) and, for the evidence,
+    # what this client saw happen: (wall-clock time, what) — its own drops, closes, `reconnecting`, `ready`,
+    # and each user item the first time it was told of it.
+    spoken: list[tuple[float, float, int]] = field(default_factory=list)
+    seen: list[tuple[float, str]] = field(default_factory=list)
+    first_told: dict[str, float] = field(default_factory=dict)  # user item id -> wall-clock time first told
 
 
 class Client:
@@ -169,6 +179,7 @@ class Client:
                 if reader.done():
                     return await reader
                 reply_done.clear()
+                spoken_at = time.time()
                 spoken = await self._send(ws, self.speech, ready, reader, loop, start)
                 if spoken == "dropped":
                     return await self._drop(ws, reader)
@@ -177,6 +188,7 @@ class Client:
                 if spoken == "cut":
                     continue
                 self.stats.utterances += 1
+                self.stats.spoken.append((spoken_at, time.time(), self.worker))
                 state["speech_ended"] = ended = loop.time()
                 # Listen (sending silence, as an open microphone does) until the reply is done: or, when the
                 # server did not take the turn (a fault cut it), until it is clear that none is coming.
@@ -214,6 +226,7 @@ class Client:
         """Cut the socket as a lost network does: no close frame, the server sees 1006."""
         self.drop_times.pop(0)
         self.stats.client_drops += 1
+        self.stats.seen.append((time.time(), f"client drop (on {'AB'[self.worker]})"))
         ws.transport.abort()
         reader.cancel()
         return "dropped"
@@ -288,9 +301,11 @@ class Client:
                     if stats.conversation_id not in (None, m["conversation_id"]):
                         stats.errors.append(f"ready for {m['conversation_id']}, not {stats.conversation_id}")
                     stats.conversation_id = m["conversation_id"]
+                    stats.seen.append((time.time(), f"ready on {'AB'[self.worker]}"))
                     ready.set()
                 elif kind == "reconnecting":
                     stats.reconnecting += 1
+                    stats.seen.append((time.time(), "reconnecting"))
                     state["pending"] = False  # a reply being generated went with the session
                     ready.clear()
                 elif kind == "note" and m.get("code") == "session_renewed":
@@ -298,8 +313,14 @@ class Client:
                 elif kind == "history":
                     for item in m["items"]:
                         (stats.user_items if item["role"] == "user" else stats.assistant_items).add(item["item_id"])
+                        if item["role"] == "user" and item["item_id"] not in stats.first_told:
+                            stats.first_told[item["item_id"]] = time.time()
+                            stats.seen.append((time.time(), f"user item {item['item_id']} (in a history)"))
                 elif kind == "user_item":
                     stats.user_items.add(m["item_id"])
+                    if m["item_id"] not in stats.first_told:
+                        stats.first_told[m["item_id"]] = time.time()
+                        stats.seen.append((time.time(), f"user item {m['item_id']}"))
                     state["pending"] = True  # a reply is on its way
                 elif kind == "assistant_item":
                     stats.assistant_items.add(m["item_id"])
@@ -314,6 +335,7 @@ class Client:
             pass
         code = ws.close_code if ws.close_code is not None else 1006
         stats.server_closes[code] += 1
+        stats.seen.append((time.time(), f"socket closed ({code})"))
         return code
 
 
@@ -394,6 +416,7 @@ async def run_clients(clients: list[Client], seconds: float, restart: tuple[Work
     """Run every client for `seconds`, restarting a worker once on the way."""
     loop = asyncio.get_running_loop()
     start = loop.time()
+    events["wall0"] = time.time()
     stop_at = start + seconds
     tasks = []
     for i, client in enumerate(clients):
@@ -600,6 +623,13 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
         problems.append(f"{takeovers_timed_out} takeovers timed out (two workers held one conversation)")
     latencies = [x for r in results for x in r.latencies]
     pauses = [x for r in results for x in r.pauses]
+    lost = unacknowledged(results, db, workers, events.pop("wall0", 0.0))
+    # The client's own loss (its socket cut before the silence that ends its turn reached the server) and a worker's
+    # restart are shown apart; an utterance lost to anything else is the relay's to keep, and a problem.
+    relay_lost = [u for u in lost if u["cause"] not in (CLIENT_CUT, WORKER_RESTART)]
+    if relay_lost:
+        problems.append(f"{len(relay_lost)} utterances spoken whole on a ready socket never became a turn: "
+                        f"{[(u['conversation'], u['at_s'], u['cause']) for u in relay_lost[:5]]}")
     figures = {
         "clients": len(results), "seconds": args.seconds, "wall_s": round(wall, 1), "seed": seed,
         "conversations_started": len(started), "conversations_stored": len(rows),
@@ -636,6 +666,8 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
                              "p95": round(1000 * percentile(latencies, 0.95)) if latencies else None,
                              "n": len(latencies)},
         "log_error_lines": len(bad_lines),
+        "utterances_not_acknowledged": dict(Counter(u["cause"] for u in lost)),
+        "utterances_not_acknowledged_evidence": lost,
         "finished_s": {"min": min((r.finished_s for r in results), default=0),
                        "max": max((r.finished_s for r in results), default=0)},
         "logs": str(logs),
@@ -645,11 +677,83 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
     return figures
 
 
+LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
+EVIDENCE_S = 2.0  # faults this close to an utterance are listed with it
+TURN_END_S = 1.0  # after the speech, by when server VAD (500 ms of silence) has ended the turn
+CLIENT_CUT = "the client cut its socket before its turn ended"
+WORKER_RESTART = "the worker restarted before the turn ended"
+
+
+def _log_lines(paths: list[Path]) -> list[tuple[float, str, str]]:
+    """(epoch seconds, log file name, line) of the workers' timestamped log lines."""
+    lines = []
+    for path in paths:
+        for line in path.read_text(errors="replace").splitlines():
+            m = LOG_TIME.match(line)
+            if m:
+                at = time.mktime(time.strptime(m.group(1), "%Y-%m-%d %H:%M:%S")) + int(m.group(2)) / 1000
+                lines.append((at, path.stem, line[m.end():]))
+    return lines
+
+
+def unacknowledged(results: list[ClientStats], db: dict[str, Any], workers: list[Worker],
+                   wall0: float) -> list[dict[str, Any]]:
+    """Each utterance spoken whole on a ready socket that no user item followed, with what happened around it.
+
+    An utterance counts as acknowledged when a user item the client had not been told of arrives between its
+    start and the next utterance's start. The cause is the first that fits, in this order: the client cut its
+    own socket within TURN_END_S of the speech's end (the speech was sent, but not the half second of silence
+    after it that makes server VAD end the turn; the conversation then moves to the other worker, and the
+    speech the first one held uncommitted goes with its upstream session: shown apart as the client's loss,
+    as a page's would be), the worker closed the socket then (restart, 1012), the upstream session was
+    replaced (`reconnecting`), or unexplained.
+    """
+    logs = _log_lines([p for w in workers for p in w.log_files])
+    audio_by_conversation: dict[str, list[int]] = {}
+    for t in db["turns"]:
+        if t["role"] == "user":
+            audio_by_conversation.setdefault(str(t["conversation_id"]), []).append(t["audio_ms"])
+    found = []
+    for r in results:
+        told = sorted(r.first_told.values())
+        for n, (begin, end, worker) in enumerate(r.spoken):
+            until = r.spoken[n + 1][0] if n + 1 < len(r.spoken) else float("inf")
+            if any(begin <= at < until for at in told):
+                continue
+            window = [(round(at - begin, 2), what) for at, what in r.seen
+                      if begin - EVIDENCE_S <= at <= min(until, end + UNHEARD_S + EVIDENCE_S)]
+            # Before the turn could have ended: server VAD ends it after 500 ms of silence (a second allows for lag).
+            before_end = [what for at, what in window if 0 <= at <= end - begin + TURN_END_S]
+            after = [what for at, what in window if at >= 0]
+            if any(w.startswith("client drop") for w in before_end):
+                cause = CLIENT_CUT
+            elif any(w == "socket closed (1012)" for w in before_end):
+                cause = WORKER_RESTART
+            elif "reconnecting" in after:
+                cause = "upstream session lost"
+            else:
+                cause = "unexplained"
+            cid = r.conversation_id or ""
+            found.append({
+                "client": r.index, "conversation": cid, "worker": "AB"[worker],
+                "at_s": round(begin - wall0, 2), "spoken_s": round(end - begin, 2), "cause": cause,
+                "client_saw": window,
+                "worker_log": [f"{round(at - begin, 2)} {name}: {line}" for at, name, line in logs
+                               if cid and cid in line and begin - EVIDENCE_S <= at <= end + UNHEARD_S + EVIDENCE_S],
+                "longest_user_turn_ms": max(audio_by_conversation.get(cid, [0])),
+            })
+    return found
+
+
 def print_figures(f: dict[str, Any]) -> None:
     rows = [
         ("clients", f["clients"]), ("seconds", f["seconds"]), ("conversations started", f["conversations_started"]),
         ("conversations completed", f["conversations_completed"]),
         ("utterances spoken", f["utterances_spoken"]),
+        ("  not a turn: client cut its socket first", f["utterances_not_acknowledged"].get(CLIENT_CUT, 0)),
+        ("  not a turn: worker restarted first", f["utterances_not_acknowledged"].get(WORKER_RESTART, 0)),
+        ("  not a turn: anything else (a problem)", sum(n for cause, n in f["utterances_not_acknowledged"].items()
+                                                         if cause not in (CLIENT_CUT, WORKER_RESTART))),
         ("user turns acknowledged / stored", f"{f['user_turns_acknowledged']} / {f['user_turns_stored']}"),
         ("replies received / stored", f"{f['replies_received']} / {f['assistant_turns_stored']}"),
         ("  completed (heard whole)", f["replies_completed"]),
@@ -675,6 +779,15 @@ def print_figures(f: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {value}")
     print(f"server closes: {f['server_closes']}; restart: {f['restart']}; clients finished after "
           f"{f['finished_s']['min']}-{f['finished_s']['max']} s")
+    if f["utterances_not_acknowledged_evidence"]:
+        print(f"utterances not acknowledged: {f['utterances_not_acknowledged']}")
+        for u in f["utterances_not_acknowledged_evidence"]:
+            print(f"  client {u['client']} conversation {u['conversation']} on {u['worker']} at {u['at_s']} s "
+                  f"({u['spoken_s']} s spoken): {u['cause']}; longest user turn stored {u['longest_user_turn_ms']} ms")
+            for at, what in u["client_saw"]:
+                print(f"      {at:+.2f} s client: {what}")
+            for line in u["worker_log"]:
+                print(f"      {line}")
     if f["problems"]:
         print("PROBLEMS:")
         for problem in f["problems"]:

@@ -360,3 +360,114 @@ def test_audio_is_counted_without_effects():
     pcm = base64.b64decode(base64.b64encode(b"\x00\x01" * 480))
     assert c.on_audio("a1", len(pcm), c.session) is None
     assert c.items["a1"].audio_bytes == 960
+
+
+# --- A turn its session never answered -----------------------------------------------------------------------
+# Found by the soak (benchmarks/soak.py): a session dropped 3 ms after the service ended the user's turn, before it
+# transcribed or answered it; the next session was never asked, and the turn stayed stored with neither.
+
+SPOKEN = b"\x01\x00" * 24_000  # 1 s of PCM16 at 24 kHz
+
+
+def _spoken_turn(c: RelayCore, item_id: str = "u1") -> None:
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": item_id, "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": item_id, "audio_end_ms": 1000}, s)
+    c.on_upstream(item_added(item_id, "user"), s)
+
+
+def _next_session(c: RelayCore, turn_audio=None):
+    """What the relay does when a session ends: store what it held, then open, seed and switch to the next."""
+    ended = c.finish()
+    facts, _ = c.open_session()
+    seeded = c.seed(facts, turn_audio)
+    c.switch_to(facts)
+    return ended, seeded, facts
+
+
+def test_a_turn_the_dropped_session_never_transcribed_nor_answered_is_heard_and_answered_by_the_next():
+    for dialect in (GA, PREVIEW):
+        c = core(dialect, transcription_model="whisper-1")
+        c.on_browser(BrowserCommand("text", text="hello"))
+        c.on_upstream(item_added("t1", "user", "hello"), c.session)
+        c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, c.session)
+        c.on_upstream({"type": "response.output_audio_transcript.done", "item_id": "a1", "transcript": "Hi."}, c.session)
+        c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, c.session)
+        _spoken_turn(c)
+        _, seeded, facts = _next_session(c, {"u1": SPOKEN})
+        events = upstream(seeded)
+        for event in events:
+            validate_client_event(event, dialect)
+        assert [e["type"] for e in events][-2:] == ["conversation.item.create", "response.create"]
+        resent = events[-2]["item"]
+        assert resent["id"] == "u1" and resent["role"] == "user"
+        assert base64.b64decode(resent["content"][0]["audio"]) == SPOKEN
+        # The new session does not write down an item it is given: stored and shown as not written down, once.
+        assert of(seeded, TurnOutcome) == [TurnOutcome("u1", "transcription_failed", of(seeded, TurnOutcome)[0].reason)]
+        assert {"type": "transcript_done", "role": "user", "item_id": "u1", "text": "", "failed": True} in browser(seeded)
+        assert c.items["u1"].status == "transcription_failed"
+        assert not c.idle()  # the reply is on its way: no rollover before it
+        assert c.on_upstream(item_added("u1", "user"), facts) == []  # the echo of the re-sent turn
+        c.on_upstream({"type": "response.created", "response": {"id": "r2"}}, facts)
+        c.on_upstream({"type": "response.output_audio.delta", "item_id": "a2", "delta": "AAAA"}, facts)
+        c.on_audio("a2", 3, facts)
+        c.on_upstream({"type": "response.done", "response": {"id": "r2", "status": "completed"}}, facts)
+        assert c.idle()
+        # Answered: a later session owes nothing.
+        _, later, _ = _next_session(c)
+        assert "response.create" not in [e["type"] for e in upstream(later)]
+
+
+def test_a_transcribed_turn_whose_session_dropped_before_its_reply_is_seeded_and_its_reply_asked_for():
+    c = core(transcription_model="whisper-1")
+    _spoken_turn(c)
+    c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1",
+                   "transcript": "what time is it"}, c.session)
+    # The reply had started but said nothing yet when the session went.
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, c.session)
+    _, seeded, _ = _next_session(c, {"u1": SPOKEN})
+    events = upstream(seeded)
+    assert [(e["type"], e.get("item", {}).get("content", [{}])[0].get("type")) for e in events] == [
+        ("conversation.item.create", "input_text"), ("response.create", None)]
+    assert events[0]["item"]["content"][0]["text"] == "what time is it"
+    assert not of(seeded, TurnOutcome)
+
+
+def test_a_reply_that_was_heard_in_part_or_speech_never_committed_asks_for_nothing():
+    c = core()
+    _spoken_turn(c)
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, c.session)
+    c.on_audio("a1", 4800, c.session)  # the user heard the start: the page says "Reconnecting…", not asked again
+    _, seeded, _ = _next_session(c, {"u1": SPOKEN})
+    assert "response.create" not in [e["type"] for e in upstream(seeded)]
+
+    c = core()
+    c.on_browser(BrowserCommand("text", text="hello"))
+    c.on_upstream(item_added("t1", "user", "hello"), c.session)
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, c.session)
+    c.on_audio("a1", 4800, c.session)
+    c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, c.session)
+    s = c.session
+    # Speech ended but the session went before committing it: the relay re-sends that audio as input, which makes a
+    # turn of its own that server VAD answers; asking here too would answer the previous turn twice.
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u2", "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u2", "audio_end_ms": 1000}, s)
+    _, seeded, _ = _next_session(c)
+    assert "response.create" not in [e["type"] for e in upstream(seeded)]
+
+
+def test_a_turn_owed_a_reply_without_its_audio_asks_the_user_to_say_it_again():
+    c = core(transcription_model="whisper-1")
+    _spoken_turn(c)
+    _, seeded, _ = _next_session(c, {})
+    assert "response.create" not in [e["type"] for e in upstream(seeded)]
+    assert [m["code"] for m in browser(seeded) if m["type"] == "error"] == ["turn_lost"]
+
+
+def test_a_rollover_at_the_deadline_asks_the_next_session_for_the_reply_the_current_one_owes():
+    c = core()
+    _spoken_turn(c)  # the deadline came between the end of the turn and response.created
+    facts, _ = c.open_session()
+    seeded = c.seed(facts, {"u1": SPOKEN})  # the current session still runs while the next is seeded
+    assert [e["type"] for e in upstream(seeded)] == ["conversation.item.create", "response.create"]
+    assert facts.reply_expected

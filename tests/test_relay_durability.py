@@ -345,3 +345,54 @@ async def test_an_utterance_cut_by_an_upstream_drop_is_heard_whole_by_the_next_s
     user_turns = [t for t in await _turns(seen.of_type("ready")[0]["conversation_id"]) if t.role == "user"]
     assert len(user_turns) == 1 and user_turns[0].audio_ms > 1000
     assert len(seen.of_type("user_item")) == 1
+
+
+@pytest.mark.parametrize("api_version", ["", PREVIEW], ids=["ga", "preview"])
+async def test_a_turn_whose_session_dropped_right_after_the_commit_is_answered_by_the_next_session(
+    settings, cookie, api_version
+):
+    # Found by the soak (benchmarks/soak.py): the session dropped 3 ms after it ended the user's turn, before it
+    # transcribed or answered it, and the turn stayed stored with neither. The relay gives the next session the
+    # turn's audio under its own id and asks it for the reply; the turn is stored as not written down.
+    from conversations.realtime.schema import validate_client_event
+
+    from .audio import frames, silence, speech
+
+    dialect = "preview" if api_version else "ga"
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False) as sim:
+        point_at(settings, sim, api_version=api_version)
+        # The first session takes its time to write the turn down and to answer it: the drop comes first.
+        sim.options.transcription_delay_s = 30.0
+        sim.options.response_delay_s = 30.0
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        spoken = speech("Hello there, how are you today?")
+        for frame in frames(silence(400) + spoken + silence(800)):
+            await comm.send_to(bytes_data=frame)
+            await asyncio.sleep(0.02)
+        seen = await collect(comm, seen, lambda s: bool(s.of_type("user_item")))
+        sim.options.transcription_delay_s = sim.options.response_delay_s = 0.0
+        assert await sim.drop_sessions(index=0) == 1
+        seen = await collect(comm, seen, lambda s: any(m["status"] == "completed" for m in s.of_type("response_done")))
+        await comm.disconnect()
+        assert sim.validation_errors == []
+
+    item_id = seen.of_type("user_item")[0]["item_id"]
+    second = _session_events(sim, 1)
+    kinds = [e["type"] for e in second]
+    resent = [e["item"] for e in second if e["type"] == "conversation.item.create"]
+    for event in second:
+        if event["type"] != "input_audio_buffer.append":  # (kept with their audio replaced by its size)
+            validate_client_event({k: v for k, v in event.items() if not k.startswith("_")}, dialect)
+    assert [(i.get("id"), i["content"][0]["type"]) for i in resent] == [(item_id, "input_audio")]
+    assert kinds.index("conversation.item.create") < kinds.index("response.create")
+    assert len(seen.of_type("user_item")) == 1  # the same turn, not a second one
+    failed = [m for m in seen.of_type("transcript_done") if m["role"] == "user"]
+    assert failed == [{"type": "transcript_done", "role": "user", "item_id": item_id, "text": "", "failed": True}]
+
+    turns = await _turns(seen.of_type("ready")[0]["conversation_id"])
+    assert [(t.role, t.item_id) for t in turns][:1] == [("user", item_id)]
+    assert [t.role for t in turns] == ["user", "assistant"]
+    assert turns[0].status == "transcription_failed" and turns[0].audio_ms > 1000
+    assert turns[1].text and not turns[1].interrupted

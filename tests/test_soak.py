@@ -42,3 +42,7 @@ def test_a_short_soak_with_every_fault_loses_no_conversation_no_turn_and_logs_no
     assert figures["user_turns_acknowledged"] == figures["user_turns_stored"] > 0
     assert figures["replies_received"] == figures["assistant_turns_stored"] > 0
     assert figures["log_error_lines"] == 0
+    # An utterance spoken whole that never became a turn is only ever one whose turn had not ended (server VAD
+    # waits for 500 ms of silence) when the client cut its own socket or the worker restarted.
+    assert set(figures["utterances_not_acknowledged"]) <= {
+        "the client cut its socket before its turn ended", "the worker restarted before the turn ended"}, figures

@@ -146,6 +146,18 @@ def user_text_item(text: str) -> dict[str, Any]:
     }
 
 
+def user_audio_item(pcm: bytes) -> dict[str, Any]:
+    """A spoken user turn re-sent as an item (its audio, PCM16), identical in both dialects."""
+    return {
+        "type": "conversation.item.create",
+        "item": {
+            "type": "message",
+            "role": "user",
+            "content": [{"type": "input_audio", "audio": base64.b64encode(pcm).decode("ascii")}],
+        },
+    }
+
+
 def assistant_text_item(text: str, dialect: str) -> dict[str, Any]:
     """An earlier assistant turn re-injected as history (neither dialect accepts audio here)."""
     content_type = "output_text" if dialect == GA else "text"

@@ -165,6 +165,11 @@ class LiveConversation:
         # loses its input buffer with it, so this is sent again to the next one (bounded like `_buffer`).
         self._uncommitted: deque[bytes] = deque()
         self._uncommitted_bytes = 0
+        # The service heard speech start and has not committed it yet (server VAD): that audio is still only ours.
+        self._awaiting_commit = False
+        # The audio of the last turn the session committed, until its reply is done: a session that drops before
+        # answering it takes the turn along, and the next one is given this audio to answer (RelayCore.seed).
+        self._turn_audio: dict[str, bytes] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace: asyncio.TimerHandle | None = None
@@ -406,6 +411,7 @@ class LiveConversation:
                 if isinstance(outcome, tuple):
                     conn, facts = outcome  # planned rollover: already open and seeded
                     self._forget_uncommitted()  # between turns: nothing was being said
+                    self._awaiting_commit = False
                     # The session served until it was replaced on schedule: the service is reachable again, so
                     # the next drop gets every reconnect try (short sessions never reach STABLE_SESSION_S).
                     self._failed_reconnects = 0
@@ -451,7 +457,8 @@ class LiveConversation:
                         raise UpstreamUnavailable("The realtime service closed the session while it was being set up.")
             finally:
                 await events.aclose()
-            await self._carry_out(self.core.seed(facts), conn)
+            await self._carry_out(self.core.seed(facts, self._turn_audio), conn)
+            self._turn_audio = {}
         except TimeoutError:
             await _close_quietly(conn)
             raise UpstreamUnavailable("The realtime service did not confirm the session settings in time.") from None
@@ -493,7 +500,8 @@ class LiveConversation:
         self._uncommitted.append(pcm)
         self._uncommitted_bytes += len(pcm)
         # While nobody speaks only the last second is worth keeping (the service's prefix padding is 300 ms).
-        limit = BUFFER_MAX_BYTES if self.core.session.user_speaking else QUIET_KEPT_BYTES
+        # Speech the service has not committed yet is kept whole, up to the limit, also after it stopped.
+        limit = BUFFER_MAX_BYTES if self._awaiting_commit else QUIET_KEPT_BYTES
         while self._uncommitted_bytes > limit:
             self._uncommitted_bytes -= len(self._uncommitted.popleft())
 
@@ -504,9 +512,10 @@ class LiveConversation:
     async def _deactivate(self) -> None:
         """The current session is gone: cut what it was doing, keep what was said (and what was being said)."""
         self.ready = False
-        if self.core.session.user_speaking and self._uncommitted:
-            # The user was speaking: the utterance so far went down with the session's input buffer. Send it to
-            # the next session first, before what arrived meanwhile, so the service hears the whole turn.
+        if self._awaiting_commit and self._uncommitted:
+            # The user was speaking (or had just stopped, and the service had not committed it yet): the utterance
+            # went down with the session's input buffer. Send it to the next session first, before what arrived
+            # meanwhile, so the service hears the whole turn.
             self._buffer.extendleft(reversed(self._uncommitted))
             self._buffered += self._uncommitted_bytes
             while self._buffered > BUFFER_MAX_BYTES:
@@ -514,6 +523,7 @@ class LiveConversation:
             logger.info("Conversation %s: the session dropped while the user spoke; sending the %d ms heard so far "
                         "to the next one", self.conversation_id, self._uncommitted_bytes // BYTES_PER_MS)
         self._forget_uncommitted()
+        self._awaiting_commit = False
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
         await self._close_upstream()
@@ -583,7 +593,15 @@ class LiveConversation:
                 if kind == "rate_limits.updated" and self.slot is not None:  # rare: once per response
                     self.slot.rate_limits(event)
                 if kind == "input_audio_buffer.committed" or kind == "input_audio_buffer.cleared":
+                    committed = event.get("item_id")
+                    if kind == "input_audio_buffer.committed" and type(committed) is str and self._uncommitted:
+                        self._turn_audio = {committed: b"".join(self._uncommitted)}
                     self._forget_uncommitted()  # the service has it now (or dropped it on purpose)
+                    self._awaiting_commit = False
+                elif kind == "input_audio_buffer.speech_started":
+                    self._awaiting_commit = True
+                elif kind == "response.done":
+                    self._turn_audio = {}  # the turn was answered (or the reply failed, and says so)
                 if kind == "input_audio_buffer.speech_started" and self._timeline is not None:
                     item_id, start = event.get("item_id"), event.get("audio_start_ms")
                     if type(item_id) is str and type(start) is int:

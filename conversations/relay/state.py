@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,8 @@ class RelayCore:
         self.ptt_bytes = 0
         self.transcription_failures = 0
         self.voice_fixed = False  # the assistant spoke in this conversation: keep its voice
+        # The user turn a session ended before answering (see `_owed_reply`): the next session is asked for it.
+        self.reply_owed: str | None = None
 
     @classmethod
     def resume(
@@ -161,8 +163,15 @@ class RelayCore:
         facts = SessionFacts()
         return facts, [ToUpstream(protocol.session_update(self.config, self.dialect))]
 
-    def seed(self, facts: SessionFacts) -> list[Effect]:
-        """Re-inject the conversation so far into a new session, newest turns first within the token budget."""
+    def seed(self, facts: SessionFacts, turn_audio: Mapping[str, bytes] | None = None) -> list[Effect]:
+        """Re-inject the conversation so far into a new session, newest turns first within the token budget.
+
+        A user turn the previous session took but never answered is asked for again (`_ask_owed_reply`):
+        `turn_audio` holds the audio of the turn the relay last saw committed, by item id.
+        """
+        # A rollover seeds the next session while the current one still runs: what it owes is known only now.
+        owed = self.reply_owed or self._owed_reply()
+        self.reply_owed = None
         history = [
             (item_id, item)
             for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position)
@@ -202,7 +211,60 @@ class RelayCore:
             if seed_id:
                 event["item"]["id"] = seed_id
             effects.append(ToUpstream(event))
+        if owed is not None and owed in self.items:
+            self._ask_owed_reply(owed, facts, (turn_audio or {}).get(owed, b""), effects)
         return effects
+
+    def _owed_reply(self) -> str | None:
+        """The user turn the current session was about to answer and had not, if any.
+
+        The service had the turn (server VAD ended it, or a response was asked for) but no reply came out
+        of it yet: no response.created, or a response with neither audio nor text. Only when the newest
+        turn with anything in it is the user's: an answered turn, or speech never committed, owes nothing.
+        """
+        s = self.session
+        produced = bool(s.response_item) and self._has_content(self.items.get(s.response_item))
+        if not (s.reply_expected or s.pending_create or (s.response_id is not None and not produced)):
+            return None
+        for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position, reverse=True):
+            if item.role == "assistant" and not self._has_content(item):
+                continue  # a reply that never said anything: the turn before it is still unanswered
+            return item_id if item.role == "user" else None
+        return None
+
+    @staticmethod
+    def _has_content(item: Item | None) -> bool:
+        return item is not None and bool(item.audio_bytes or item.text.strip())
+
+    def _ask_owed_reply(self, item_id: str, facts: SessionFacts, audio: bytes, out: list[Effect]) -> None:
+        """Ask a new session for the reply its predecessor owed the user turn `item_id`.
+
+        A turn with its transcript was seeded as text above. One without (the session ended before it
+        wrote it down) is sent as the audio the user spoke, under its own id, so the model hears what was
+        said; the new session does not transcribe an item it is given, so the turn is stored as not
+        written down (as when transcription fails) and the reply still comes. Without that audio (or
+        with audio too short to be speech) nothing sensible can be asked: the user is told to say it again.
+        """
+        item = self.items[item_id]
+        if not item.text.strip():
+            if len(audio) < MIN_COMMIT_BYTES:
+                out.append(ToBrowser(protocol.error_message(
+                    "turn_lost", "The connection to the voice service dropped before it heard your last turn. "
+                    "Please say it again.")))
+                return
+            event = protocol.user_audio_item(audio)
+            if _SEED_ID.match(item_id):
+                event["item"]["id"] = item_id
+                facts.seeded_ids.add(item_id)
+            out.append(ToUpstream(event))
+            if self.config.transcription_model and item.final is None:
+                item.final, item.status = "", "transcription_failed"
+                out.append(TurnOutcome(item_id, "transcription_failed", "the voice service's session ended before "
+                                       "it wrote this turn down; the next session heard its audio"))
+                out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": "",
+                                      "failed": True}))
+        facts.reply_expected = True
+        out.append(ToUpstream(protocol.RESPONSE_CREATE))
 
     def switch_to(self, facts: SessionFacts) -> None:
         """Make `facts` the current session's: the previous session's response and gate are gone."""
@@ -526,6 +588,7 @@ class RelayCore:
     def finish(self) -> list[Effect]:
         """Store what items still hold when a session or the conversation ends, and estimate unreported usage."""
         out: list[Effect] = []
+        self.reply_owed = self._owed_reply()  # before the session's facts are cleared: the next one is asked
         for item_id, item in self.items.items():
             if item.stored:
                 continue
