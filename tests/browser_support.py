@@ -76,6 +76,33 @@ def app_server(env: dict[str, str]) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}"
 
 
+@contextmanager
+def two_workers_served(name: str, **env: str) -> Iterator[tuple[str, str, subprocess.Popen]]:
+    """Servers A and B on this test's PostgreSQL database and Redis, each with its own simulator and a live-registry
+    prefix of this test's; `env` adds settings. Yields (URL of A, URL of B, A's process). Skips off PostgreSQL/Redis."""
+    import secrets
+
+    import pytest
+    from django.conf import settings
+    from django.db import connection
+
+    from voiceapp import serve
+
+    if connection.vendor != "postgresql" or not settings.REDIS_URL:
+        pytest.skip("two workers share PostgreSQL and Redis: run with DATABASE_URL=postgres://... and REDIS_URL")
+    env = {
+        "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1",
+        "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
+        "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "",  # each server runs its own simulator
+        "LIVE_REGISTRY_KEY_PREFIX": f"test-{name}-{secrets.token_hex(4)}",
+        **env,
+    }
+    ports = free_port(), free_port()
+    with served(f"{name}-a-{ports[0]}", serve.command("127.0.0.1", ports[0]), ports[0], env) as a, \
+         served(f"{name}-b-{ports[1]}", serve.command("127.0.0.1", ports[1]), ports[1], env):
+        yield f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}", a
+
+
 def speech_wav(path: Path, text: str, *, lead_silence_s: float = 2.0, tail_silence_s: float = 3.0) -> Path:
     """Write a 48 kHz mono WAV of silence, spoken text and silence, for Chromium's fake microphone."""
     raw = path.with_suffix(".raw.wav")

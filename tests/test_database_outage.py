@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .browser_support import LOGIN_SCRIPT, ROOT, app_server, free_port, wait_until
+from .browser_support import LOGIN_SCRIPT, ROOT, app_server, free_port, until, wait_until
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 FRAME_BYTES = 24_000 * 40 // 1000 * 2
@@ -68,6 +68,15 @@ def own_postgres() -> Iterator[OwnPostgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _migrated_with_a_user(server_env: dict[str, str]) -> str:
+    """Migrate the server's own database and sign a user in there; the session cookie header value."""
+    env = {**os.environ, **server_env}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=180)
+    return subprocess.run([sys.executable, "-c", LOGIN_SCRIPT], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+
+
 async def _reply(ws, text: str) -> tuple[dict, int]:
     """Type `text`, and read until the reply is done: the final assistant transcript and the bytes of audio heard."""
     await ws.send(json.dumps({"type": "text", "text": text}))
@@ -94,22 +103,13 @@ def test_a_conversation_talks_through_a_database_restart_and_every_turn_is_store
            "REDIS_URL": "", "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "MEDIA_ROOT": str(tmp_path / "media"),
            # Persistent connections, as deployed: the one the server holds dies with the restart and must be replaced.
            "CONN_MAX_AGE": "60"}
-    env = {**os.environ, **server_env}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=180)
-    cookie = subprocess.run([sys.executable, "-c", LOGIN_SCRIPT], cwd=ROOT, env=env, check=True,
-                            capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+    cookie = _migrated_with_a_user(server_env)
     said = ["Before the database stops", "While the database is down", "Once it is back"]
 
     async def talk(url: str) -> tuple[str, list[tuple[dict, int]]]:
         async with connect(url.replace("http", "ws") + "/ws/talk/", origin=url, additional_headers={"Cookie": cookie},
                            open_timeout=10) as ws:
-            conversation_id = None
-            async with asyncio.timeout(30):
-                while conversation_id is None:
-                    frame = await ws.recv()
-                    if isinstance(frame, str) and json.loads(frame)["type"] == "ready":
-                        conversation_id = json.loads(frame)["conversation_id"]
+            conversation_id = (await until(ws, "ready", timeout=30))["conversation_id"]
             replies = [await _reply(ws, said[0])]
             await asyncio.to_thread(wait_until, lambda: pg.query(
                 "SELECT count(*) FROM conversations_turn WHERE conversation_id = %s", conversation_id)[0][0] == 2, 10)
@@ -148,22 +148,13 @@ def test_a_server_stopped_while_the_database_is_down_names_each_write_it_could_n
     server_env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1", "DATABASE_URL": pg.url,
                   "REDIS_URL": "", "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "", "MEDIA_ROOT": str(tmp_path / "media"),
                   "JOURNAL_CLOSE_TIMEOUT_SECONDS": "2", "SWEEP_INTERVAL_SECONDS": "60"}
-    env = {**os.environ, **server_env}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=180)
-    cookie = subprocess.run([sys.executable, "-c", LOGIN_SCRIPT], cwd=ROOT, env=env, check=True,
-                            capture_output=True, text=True, timeout=60).stdout.strip().splitlines()[-1]
+    cookie = _migrated_with_a_user(server_env)
     secret = "The words of the lost turn"
 
     async def talk(url: str, server: subprocess.Popen) -> str:
         async with connect(url.replace("http", "ws") + "/ws/talk/", origin=url, additional_headers={"Cookie": cookie},
                            open_timeout=10) as ws:
-            conversation_id = None
-            async with asyncio.timeout(30):
-                while conversation_id is None:
-                    frame = await ws.recv()
-                    if isinstance(frame, str) and json.loads(frame)["type"] == "ready":
-                        conversation_id = json.loads(frame)["conversation_id"]
+            conversation_id = (await until(ws, "ready", timeout=30))["conversation_id"]
             await _reply(ws, "Stored before the outage")
             await asyncio.to_thread(wait_until, lambda: pg.query(
                 "SELECT count(*) FROM conversations_turn WHERE conversation_id = %s", conversation_id)[0][0] == 2, 10)

@@ -13,6 +13,7 @@ import pytest
 
 from .browser_fixtures import serve, silent_wav
 from .browser_support import browser_available, simulator_thread, wait_until
+from .hostile import HOSTILE
 from .transfer import document
 
 pytestmark = [
@@ -21,9 +22,8 @@ pytestmark = [
     pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
 ]
 
-PAYLOAD = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
-TYPED = f"quokka {PAYLOAD}"  # a word to search for: PostgreSQL's parser skips what looks like a tag
-SAID = f"numbat {PAYLOAD} & <b>bold</b>"
+TYPED = f"quokka {HOSTILE}"  # a word to search for: PostgreSQL's parser skips what looks like a tag
+SAID = f"numbat {HOSTILE} & <b>bold</b>"
 
 
 def _harmless(page, selector: str, *, at_least: int = 1) -> list[str]:
@@ -84,9 +84,9 @@ def test_markup_from_the_user_the_model_and_a_file_is_text_on_every_page(account
 
         # An imported file with markup in its title, its turns and its error.
         doc = document()
-        doc["conversation"].update(title=f"Imported {PAYLOAD}", status="failed", error=f"Broke {PAYLOAD}")
-        doc["turns"][0]["text"] = f"wallaby {PAYLOAD}"
-        doc["turns"][1]["text"] = f"{PAYLOAD}\n**not bold** [link](javascript:alert(1))"
+        doc["conversation"].update(title=f"Imported {HOSTILE}", status="failed", error=f"Broke {HOSTILE}")
+        doc["turns"][0]["text"] = f"wallaby {HOSTILE}"
+        doc["turns"][1]["text"] = f"{HOSTILE}\n**not bold** [link](javascript:alert(1))"
         upload = tmp_path / "hostile.json"
         upload.write_text(json.dumps(doc))
         b.page.goto(f"{url}/history/")

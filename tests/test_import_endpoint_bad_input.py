@@ -20,18 +20,15 @@ from hypothesis import strategies as st
 
 from conversations.models import Conversation, Turn, Usage
 
+from .hostile import HOSTILE
+from .hostile import json_values as hostile_json
 from .hypothesis_budget import examples
 from .transfer import document
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=10,
-)
+json_values = hostile_json(max_size=3, max_leaves=10)
 # Text a hostile file would carry: markup, NUL, lone surrogates (as JSON escapes), line breaks, long runs.
 hostile_texts = st.one_of(
     st.text(max_size=40),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import urllib.error
 import urllib.parse
@@ -14,9 +13,7 @@ from typing import Any
 
 import pytest
 
-from voiceapp import serve
-
-from .browser_support import database_url, free_port, served, until, wait_until
+from .browser_support import two_workers_served, until, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -48,29 +45,13 @@ def _listed(url: str, cookie: str) -> dict[str, dict]:
 @pytest.fixture
 def two_workers(django_user_model):
     """Servers A and B on this test's PostgreSQL database and a Redis, with short registry timings; cookies of a user and staff."""
-    from django.conf import settings
-    from django.db import connection
-
     from .conftest import session_cookie_for
 
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.skip("two workers share PostgreSQL and Redis: run with DATABASE_URL=postgres://... and REDIS_URL")
-    user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
-    staff = django_user_model.objects.create_user(username="root", password="correct horse battery", is_staff=True)
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1",
-        "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
-        "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "",  # each server runs its own simulator
-        "LIVE_REGISTRY_TTL_SECONDS": str(TTL_S), "LIVE_REGISTRY_REFRESH_SECONDS": "0.5",
-        "LIVE_REGISTRY_KEY_PREFIX": f"test-live-{secrets.token_hex(4)}",
-    }
-    ports = free_port(), free_port()
-    with served(f"live-a-{ports[0]}", serve.command("127.0.0.1", ports[0]), ports[0], env) as a, \
-         served(f"live-b-{ports[1]}", serve.command("127.0.0.1", ports[1]), ports[1], env):
-        yield {
-            "a": f"http://127.0.0.1:{ports[0]}", "b": f"http://127.0.0.1:{ports[1]}", "a_process": a,
-            "user": session_cookie_for(user).decode(), "staff": session_cookie_for(staff).decode(),
-        }
+    with two_workers_served("live", LIVE_REGISTRY_TTL_SECONDS=str(TTL_S), LIVE_REGISTRY_REFRESH_SECONDS="0.5") as (a, b, a_process):
+        user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
+        staff = django_user_model.objects.create_user(username="root", password="correct horse battery", is_staff=True)
+        yield {"a": a, "b": b, "a_process": a_process,
+               "user": session_cookie_for(user).decode(), "staff": session_cookie_for(staff).decode()}
 
 
 async def _hold(url: str, cookie: str, ready: asyncio.Future, outcome: asyncio.Future) -> None:

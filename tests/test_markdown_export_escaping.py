@@ -18,13 +18,13 @@ from markdown_it import MarkdownIt
 
 from conversations.transfer import markdown
 
+from .hostile import HOSTILE
 from .hypothesis_budget import examples
 from .transfer import document
 
 # CommonMark, with raw HTML on (as most renderers have it), plus GitHub's tables and strikethrough.
 RENDERER = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 ALLOWED = {"h1", "h2", "p", "strong", "em", "br"}
-HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 
 line_starts = st.sampled_from([
     "", "# ", "## ", "> ", "- ", "* ", "+ ", "1. ", "12) ", "    ", "\t", "```", "~~~", "===", "---", "***", "| a | b |",

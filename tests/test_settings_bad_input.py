@@ -21,11 +21,11 @@ from hypothesis import strategies as st
 from conversations.models import VoicePreferences
 from conversations.realtime import options
 
+from .hostile import HOSTILE
 from .hypothesis_budget import examples
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 # Saved before each example: a refused post must leave exactly this.
 SAVED = options.Preferences(voice="ash", instructions="Be brief.", turn_detection="semantic_vad", vad_threshold=0.3,
                             silence_duration_ms=800, prefix_padding_ms=100, eagerness="low", language="de",
@@ -155,7 +155,8 @@ def _post(client, posted: dict[str, Posted]) -> Any:
     return client.post("/settings/", data, HTTP_ACCEPT="application/json")
 
 
-def _check(client, user, posted: dict[str, Posted], dialect: str) -> None:
+def assert_saved_whole_or_refused_whole(client, user, posted: dict[str, Posted], dialect: str) -> None:
+    """Post `posted`; assert it was saved exactly as posted, or refused naming exactly the bad fields, nothing changed."""
     from conversations import services
 
     ignored = set() if options.has_temperature(dialect) else {"temperature"}
@@ -211,13 +212,13 @@ def preview(settings, client, user):
 @given(posted=fields("ga"))
 @SETTINGS
 def test_any_ga_settings_post_is_saved_whole_or_refused_whole(posted, ga, user):
-    _check(ga, user, posted, "ga")
+    assert_saved_whole_or_refused_whole(ga, user, posted, "ga")
 
 
 @given(posted=fields("preview"))
 @SETTINGS
 def test_any_preview_settings_post_is_saved_whole_or_refused_whole(posted, preview, user):
-    _check(preview, user, posted, "preview")
+    assert_saved_whole_or_refused_whole(preview, user, posted, "preview")
 
 
 def test_instructions_over_the_limit_are_refused_with_the_limit_and_nothing_applied(client, user, settings):

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import signal
 import urllib.request
 
 import pytest
 
-from voiceapp import serve
-
-from .browser_support import database_url, free_port, served, until, wait_until
+from .browser_support import two_workers_served, until, wait_until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -24,27 +21,12 @@ GRACE_S = 1.0
 @pytest.fixture
 def two_sweeping_workers(django_user_model):
     """Servers A and B sweeping every half second, with a short registry TTL and grace period; the user's cookie."""
-    from django.conf import settings
-    from django.db import connection
-
     from .conftest import session_cookie_for
 
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.skip("two workers share PostgreSQL and Redis: run with DATABASE_URL=postgres://... and REDIS_URL")
-    user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1",
-        "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
-        "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "",  # each server runs its own simulator
-        "LIVE_REGISTRY_TTL_SECONDS": str(TTL_S), "LIVE_REGISTRY_REFRESH_SECONDS": "0.5",
-        "LIVE_REGISTRY_KEY_PREFIX": f"test-live-{secrets.token_hex(4)}",
-        "SWEEP_INTERVAL_SECONDS": "0.5", "RELAY_GRACE_SECONDS": str(GRACE_S),
-    }
-    ports = free_port(), free_port()
-    with served(f"sweep-a-{ports[0]}", serve.command("127.0.0.1", ports[0]), ports[0], env) as a, \
-         served(f"sweep-b-{ports[1]}", serve.command("127.0.0.1", ports[1]), ports[1], env):
-        yield {"a": f"http://127.0.0.1:{ports[0]}", "b": f"http://127.0.0.1:{ports[1]}", "a_process": a,
-               "user": session_cookie_for(user).decode()}
+    with two_workers_served("sweep", LIVE_REGISTRY_TTL_SECONDS=str(TTL_S), LIVE_REGISTRY_REFRESH_SECONDS="0.5",
+                            SWEEP_INTERVAL_SECONDS="0.5", RELAY_GRACE_SECONDS=str(GRACE_S)) as (a, b, a_process):
+        user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
+        yield {"a": a, "b": b, "a_process": a_process, "user": session_cookie_for(user).decode()}
 
 
 async def _talk(url: str, cookie: str, text: str, ready: asyncio.Future, stop: asyncio.Event) -> int | None:

@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from voiceapp import serve
-
-from .browser_support import database_url, free_port, served, until
+from .browser_support import two_workers_served, until
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -17,28 +15,11 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def two_workers(django_user_model):
     """Servers A and B on this test's PostgreSQL database and a Redis; a user's session cookie."""
-    import secrets
-
-    from django.conf import settings
-    from django.db import connection
-
     from .conftest import session_cookie_for
 
-    if connection.vendor != "postgresql" or not settings.REDIS_URL:
-        pytest.skip("two workers share PostgreSQL and Redis: run with DATABASE_URL=postgres://... and REDIS_URL")
-    user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
-    env = {
-        "DJANGO_SETTINGS_MODULE": "tests.settings", "DEBUG": "1",
-        "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
-        "AZURE_OPENAI_ENDPOINT": "", "OPENAI_API_KEY": "",  # each server runs its own simulator
-        "LIMIT_CONCURRENT_CONVERSATIONS": "0",
-        "LIVE_REGISTRY_KEY_PREFIX": f"test-takeover-{secrets.token_hex(4)}",
-    }
-    ports = free_port(), free_port()
-    with served(f"takeover-a-{ports[0]}", serve.command("127.0.0.1", ports[0]), ports[0], env), \
-         served(f"takeover-b-{ports[1]}", serve.command("127.0.0.1", ports[1]), ports[1], env):
-        yield {"a": f"http://127.0.0.1:{ports[0]}", "b": f"http://127.0.0.1:{ports[1]}",
-               "cookie": session_cookie_for(user).decode()}
+    with two_workers_served("takeover", LIMIT_CONCURRENT_CONVERSATIONS="0") as (a, b, _):
+        user = django_user_model.objects.create_user(username="ada", password="correct horse battery")
+        yield {"a": a, "b": b, "cookie": session_cookie_for(user).decode()}
 
 
 async def _open(base: str, cookie: str, conversation_id: str | None = None):

@@ -29,12 +29,13 @@ from conversations.realtime.protocol import (
     MAX_TEXT_CHARS,
 )
 
+from .hostile import HOSTILE
+from .hostile import json_values as hostile_json
 from .hypothesis_budget import examples
 from .relay import Transcript, collect, communicator
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("end_live_conversations")]
 
-HOSTILE = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
 # Every message type the server may send (docs/browser-protocol.md, "Server → browser").
 SERVER_TYPES = {
     "ready", "history", "reconnecting", "note", "settings_applied", "speech_started", "speech_stopped",
@@ -95,11 +96,7 @@ def _truncate(item_id: Any, end: Any) -> Frame:
     return Frame(text=raw, error="unknown_item")
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
-    max_leaves=12,
-)
+json_values = hostile_json(max_size=4, max_leaves=12)
 typed_texts = st.one_of(
     st.text(max_size=200),
     st.just(HOSTILE),
