@@ -10,7 +10,7 @@ speech, then silence until the reply is done, at real time, in 40 ms PCM16 frame
 
 - upstream drops and expiries come from the simulator (`--drop-mean`, `--session-expiry`);
 - each client drops its own socket now and then (an abrupt TCP abort mid-stream) and resumes the
-  conversation on the *other* worker (`/ws/talk/?conversation=ID`);
+  conversation on the *other* worker (`/ws/talk/?conversation=ID&resume=1`, as the page does);
 - worker A is stopped with SIGTERM once, mid-run (its clients get 1012 and resume on B), and started
   again; clients that change worker later use it again.
 
@@ -24,10 +24,10 @@ At the end every client finishes its turn and presses Stop (close 1000); the wor
   `history`); a reply cut by a fault is stored as interrupted, counted and shown apart;
 - no line of either worker's or the simulator's log is an ERROR, CRITICAL or a traceback (warnings
   about the injected faults are expected);
-- every utterance spoken whole on a ready socket became a user turn the client was told of, except
-  those whose turn had not ended (server VAD waits for 500 ms of silence) when the client cut its own
-  socket or the worker restarted: those are counted apart, each printed with what the client saw and
-  the worker's log lines around it (`unacknowledged`).
+- every utterance spoken whole on a ready socket became a user turn the client was told of, also when
+  its turn had not ended (server VAD waits for 500 ms of silence) as the client cut its own socket or
+  the worker restarted; one that did not is printed with what the client saw and the workers' log
+  lines around it (`unacknowledged`), with the likeliest cause.
 
 Prints a table of figures and exits 1 on any mismatch, 0 otherwise. `--json FILE` writes the figures.
 """
@@ -158,13 +158,13 @@ class Client:
         loop = asyncio.get_running_loop()
         url = self.workers[self.worker].replace("http", "ws") + "/ws/talk/"
         if self.stats.conversation_id:
-            url += f"?conversation={self.stats.conversation_id}"
+            url += f"?conversation={self.stats.conversation_id}&resume=1"  # as the page reconnects
         ws = await connect(url, additional_headers={"Cookie": self.cookie}, origin=origin_of(url),
                            open_timeout=10, max_size=None, ping_interval=None, close_timeout=5)
         self.stats.segments += 1
         ready = asyncio.Event()
         reply_done = asyncio.Event()
-        state: dict[str, Any] = {"speech_ended": None, "pending": False}
+        state: dict[str, Any] = {"speech_ended": None, "pending": False, "speaking": False}
         reader = asyncio.create_task(self._read(ws, ready, reply_done, state))
         try:
             async with asyncio.timeout(30):
@@ -180,7 +180,11 @@ class Client:
                     return await reader
                 reply_done.clear()
                 spoken_at = time.time()
-                spoken = await self._send(ws, self.speech, ready, reader, loop, start)
+                state["speaking"] = True
+                try:
+                    spoken = await self._send(ws, self.speech, ready, reader, loop, start)
+                finally:
+                    state["speaking"] = False
                 if spoken == "dropped":
                     return await self._drop(ws, reader)
                 if spoken == "closed":
@@ -328,7 +332,8 @@ class Client:
                     if m.get("item_id"):
                         stats.replies_done[m["item_id"]] = m["status"]
                     state["pending"] = False
-                    reply_done.set()
+                    if not state["speaking"]:  # a reply the user talks over (cancelled) is not the answer to this turn
+                        reply_done.set()
                 elif kind == "error":
                     stats.errors.append(f"error {m.get('code')}: {m.get('message')}")
         except ConnectionClosed:
@@ -624,12 +629,11 @@ def compare(results: list[ClientStats], db: dict[str, Any], logs: Path, workers:
     latencies = [x for r in results for x in r.latencies]
     pauses = [x for r in results for x in r.pauses]
     lost = unacknowledged(results, db, workers, events.pop("wall0", 0.0))
-    # The client's own loss (its socket cut before the silence that ends its turn reached the server) and a worker's
-    # restart are shown apart; an utterance lost to anything else is the relay's to keep, and a problem.
-    relay_lost = [u for u in lost if u["cause"] not in (CLIENT_CUT, WORKER_RESTART)]
-    if relay_lost:
-        problems.append(f"{len(relay_lost)} utterances spoken whole on a ready socket never became a turn: "
-                        f"{[(u['conversation'], u['at_s'], u['cause']) for u in relay_lost[:5]]}")
+    # Whatever cut it (the client's own socket before the silence that ends its turn, a worker's restart, an upstream
+    # drop), speech the server received is the relay's to keep.
+    if lost:
+        problems.append(f"{len(lost)} utterances spoken whole on a ready socket never became a turn: "
+                        f"{[(u['conversation'], u['at_s'], u['cause']) for u in lost[:5]]}")
     figures = {
         "clients": len(results), "seconds": args.seconds, "wall_s": round(wall, 1), "seed": seed,
         "conversations_started": len(started), "conversations_stored": len(rows),
@@ -701,12 +705,10 @@ def unacknowledged(results: list[ClientStats], db: dict[str, Any], workers: list
     """Each utterance spoken whole on a ready socket that no user item followed, with what happened around it.
 
     An utterance counts as acknowledged when a user item the client had not been told of arrives between its
-    start and the next utterance's start. The cause is the first that fits, in this order: the client cut its
-    own socket within TURN_END_S of the speech's end (the speech was sent, but not the half second of silence
-    after it that makes server VAD end the turn; the conversation then moves to the other worker, and the
-    speech the first one held uncommitted goes with its upstream session: shown apart as the client's loss,
-    as a page's would be), the worker closed the socket then (restart, 1012), the upstream session was
-    replaced (`reconnecting`), or unexplained.
+    start and the next utterance's start. The likeliest cause is the first that fits, in this order: the client
+    cut its own socket within TURN_END_S of the speech's end (the speech was sent, but not the half second of
+    silence after it that makes server VAD end the turn: the ending conversation must commit it), the worker
+    closed the socket then (restart, 1012), the upstream session was replaced (`reconnecting`), or unexplained.
     """
     logs = _log_lines([p for w in workers for p in w.log_files])
     audio_by_conversation: dict[str, list[int]] = {}
@@ -752,8 +754,8 @@ def print_figures(f: dict[str, Any]) -> None:
         ("utterances spoken", f["utterances_spoken"]),
         ("  not a turn: client cut its socket first", f["utterances_not_acknowledged"].get(CLIENT_CUT, 0)),
         ("  not a turn: worker restarted first", f["utterances_not_acknowledged"].get(WORKER_RESTART, 0)),
-        ("  not a turn: anything else (a problem)", sum(n for cause, n in f["utterances_not_acknowledged"].items()
-                                                         if cause not in (CLIENT_CUT, WORKER_RESTART))),
+        ("  not a turn: anything else", sum(n for cause, n in f["utterances_not_acknowledged"].items()
+                                             if cause not in (CLIENT_CUT, WORKER_RESTART))),
         ("user turns acknowledged / stored", f"{f['user_turns_acknowledged']} / {f['user_turns_stored']}"),
         ("replies received / stored", f"{f['replies_received']} / {f['assistant_turns_stored']}"),
         ("  completed (heard whole)", f["replies_completed"]),

@@ -24,8 +24,8 @@ def account(django_user_model):
     return django_user_model.objects.create_user(username="ada", password=PASSWORD)
 
 
-def serve(sim, dialect: str = "ga"):
-    """The app's server pointed at the threaded simulator as an Azure endpoint in the given dialect."""
+def serve(sim, dialect: str = "ga", **env: str):
+    """The app's server pointed at the threaded simulator as an Azure endpoint in the given dialect; `env` adds settings."""
     from django.db import connection
 
     preview = dialect == "preview"
@@ -36,6 +36,7 @@ def serve(sim, dialect: str = "ga"):
             "AZURE_OPENAI_API_KEY": "sim-key",
             "AZURE_OPENAI_DEPLOYMENT": "gpt-4o-realtime-preview" if preview else "gpt-realtime",
             "AZURE_OPENAI_API_VERSION": "2025-04-01-preview" if preview else "",
+            **env,
         }
     )
 

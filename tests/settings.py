@@ -29,7 +29,7 @@ if "SWEEP_INTERVAL_SECONDS" not in os.environ:
 
 # Durable conversations: short waits so reconnect and grace-period tests run in seconds.
 RELAY_RECONNECT_BASE_SECONDS = 0.05
-RELAY_GRACE_SECONDS = 5.0
+RELAY_GRACE_SECONDS = float(os.environ.get("RELAY_GRACE_SECONDS", 5.0))  # (a server a test starts may set it)
 
 # Recordings go to a folder of this test run's, never to the developer's media folder. A live server
 # started by a browser test is given the test process's folder, so both read and write the same files.

@@ -6,7 +6,7 @@ import pytest
 
 from conversations.models import Turn
 
-from .browser_support import ARTIFACTS, browser_available, free_port, simulator_thread, wait_until
+from .browser_support import ARTIFACTS, browser_available, free_port, simulator_thread, speech_wav, wait_until
 from .browser_fixtures import serve, silent_wav
 
 pytestmark = [
@@ -87,6 +87,50 @@ def test_a_dropped_socket_resumes_the_same_conversation_in_the_same_transcript(a
 
     stored = wait_until(lambda: db(lambda: list(Turn.objects.filter(conversation_id=conversation_id).order_by("position"))) or None)
     assert [t.item_id for t in stored][:4] == [i["itemId"] for i in after]
+
+
+def test_words_said_just_before_the_socket_dropped_are_kept_and_answered_when_the_page_comes_back(
+    account, open_browser, tmp_path
+):
+    # Server VAD ends a turn after a silence the dropped socket never sent. The conversation ends before the page
+    # is back (a grace period shorter than the page's first retry, as when its worker stops or another takes it
+    # over): the ending has the service commit and write down the speech, and the page's reconnect (which says
+    # it is returning) is answered. A long silence setting leaves time to drop between the speech and its end.
+    import subprocess
+
+    from conversations import services
+    from conversations.realtime.options import Preferences
+
+    db(lambda: services.preferences_update(user=account, preferences=Preferences(silence_duration_ms=2000)))
+    wav = speech_wav(tmp_path / "hello.wav", "Hello there, what is the weather like", lead_silence_s=1.0,
+                     tail_silence_s=9.0)
+    spoken_s = float(subprocess.run(["soxi", "-D", str(wav)], capture_output=True, text=True, check=True).stdout) - 10.0
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim, RELAY_GRACE_SECONDS="0.05") as url:
+        b = open_browser(url, wav)
+        b.login()
+        b.start()
+        b.page.wait_for_function("() => (window.voiceApp.stats.messages.speech_started || 0) >= 1", timeout=15_000)
+        b.page.wait_for_timeout(int((spoken_s + 0.4) * 1000))  # the speech is over; its turn is not
+        assert b.messages("speech_stopped") == 0 and b.messages("user_item") == 0
+        b.page.evaluate("window.voiceApp.dropSocket()")
+        b.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 2", timeout=15_000)
+        b.page.wait_for_function(
+            "() => window.voiceApp.transcriptItems().some(i => i.role === 'assistant' && i.text)"
+            " && (window.voiceApp.stats.messages.response_done || 0) >= 1", timeout=20_000)
+        shown = items(b)
+        assert [i["role"] for i in shown[:2]] == ["user", "assistant"] and shown[0]["text"], shown
+        assert b.messages("error") == 0, b.page.evaluate("window.voiceApp.lastError")
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        first = [e["type"] for e in sim.received if e["_session"] == 0]
+        second = [e["type"] for e in sim.received if e["_session"] == 1]
+        assert "input_audio_buffer.commit" in first and "response.create" not in first
+        assert "response.create" in second
+        b.page.click("#stop")
+
+    stored = wait_until(lambda: db(lambda: list(Turn.objects.filter(conversation_id=conversation_id).order_by("position")))
+                        or None)
+    assert [(t.role, t.item_id) for t in stored][:2] == [(i["role"], i["itemId"]) for i in shown[:2]]
+    assert stored[0].text == shown[0]["text"] and stored[0].status == "" and stored[0].audio_ms > 1000
 
 
 @pytest.mark.parametrize("ending", ["expire_sessions", "drop_sessions"])

@@ -394,7 +394,7 @@ def test_a_turn_the_dropped_session_never_transcribed_nor_answered_is_heard_and_
         c.on_upstream({"type": "response.output_audio_transcript.done", "item_id": "a1", "transcript": "Hi."}, c.session)
         c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, c.session)
         _spoken_turn(c)
-        _, seeded, facts = _next_session(c, {"u1": SPOKEN})
+        ended, seeded, facts = _next_session(c, {"u1": SPOKEN})
         events = upstream(seeded)
         for event in events:
             validate_client_event(event, dialect)
@@ -402,8 +402,10 @@ def test_a_turn_the_dropped_session_never_transcribed_nor_answered_is_heard_and_
         resent = events[-2]["item"]
         assert resent["id"] == "u1" and resent["role"] == "user"
         assert base64.b64decode(resent["content"][0]["audio"]) == SPOKEN
-        # The new session does not write down an item it is given: stored and shown as not written down, once.
-        assert of(seeded, TurnOutcome) == [TurnOutcome("u1", "transcription_failed", of(seeded, TurnOutcome)[0].reason)]
+        # No session writes it down now (the new one does not transcribe an item it is given): stored as not written
+        # down when its session ended, once, and shown so.
+        outcomes = of(ended, TurnOutcome) + of(seeded, TurnOutcome)
+        assert [(o.item_id, o.status) for o in outcomes] == [("u1", "transcription_failed")]
         assert {"type": "transcript_done", "role": "user", "item_id": "u1", "text": "", "failed": True} in browser(seeded)
         assert c.items["u1"].status == "transcription_failed"
         assert not c.idle()  # the reply is on its way: no rollover before it
@@ -471,3 +473,154 @@ def test_a_rollover_at_the_deadline_asks_the_next_session_for_the_reply_the_curr
     seeded = c.seed(facts, {"u1": SPOKEN})  # the current session still runs while the next is seeded
     assert [e["type"] for e in upstream(seeded)] == ["conversation.item.create", "response.create"]
     assert facts.reply_expected
+
+
+# --- Words spoken as the conversation ends, and the reply a returning browser is owed ---------------------------
+
+
+def test_an_ending_while_the_user_speaks_commits_the_speech_without_asking_a_reply_and_waits_for_its_transcript():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 100}, s)
+    ending = c.commit_unfinished_speech(1400)
+    assert upstream(ending) == [{"type": "input_audio_buffer.commit"}]  # no response.create: nobody to answer
+    validate_client_event(upstream(ending)[0], GA)
+    assert not c.final_words_settled()
+    added = c.on_upstream(item_added("u1", "user"), s)
+    assert of(added, TurnAdded) == [TurnAdded("u1", "user", 0)] and of(added, TurnAudio) == [TurnAudio("u1", 1400)]
+    assert not c.final_words_settled()  # stored, but not written down yet
+    done = c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1",
+                          "transcript": "see you"}, s)
+    assert of(done, TurnText) == [TurnText("u1", "see you")] and c.final_words_settled()
+
+
+def test_an_ending_between_turns_commits_nothing_and_has_nothing_to_wait_for():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 100}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 1600}, s)
+    assert c.commit_unfinished_speech(500) == [] and c.final_words_settled()
+
+
+def test_a_commit_the_service_finds_too_short_at_the_end_is_not_waited_for():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 100}, s)
+    c.commit_unfinished_speech(40)
+    refused = c.on_upstream({"type": "error", "error": {"type": "invalid_request_error",
+                                                        "code": "input_audio_buffer_commit_empty", "message": "small"}}, s)
+    assert refused == [] and c.final_words_settled()
+
+
+def test_an_untranscribed_conversation_waits_only_for_the_turn_to_be_stored():
+    c = core(transcription_model="")
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0}, s)
+    c.commit_unfinished_speech(900)
+    c.on_upstream(item_added("u1", "user"), s)
+    assert c.final_words_settled()
+
+
+def test_a_press_still_held_when_the_conversation_ends_is_committed_and_a_tap_is_not():
+    c = core(turn_detection=None)
+    c.on_browser(BrowserCommand("press"))
+    c.on_browser_audio(1920)
+    assert c.commit_unfinished_speech(0) == []  # 40 ms: too short to be a turn
+    c.on_browser(BrowserCommand("press"))
+    for _ in range(10):
+        c.on_browser_audio(1920)
+    c.browser_left()
+    assert upstream(c.commit_unfinished_speech(0)) == [{"type": "input_audio_buffer.commit"}]
+    added = c.on_upstream(item_added("u1", "user"), c.session)
+    assert of(added, TurnAudio) == [TurnAudio("u1", 400)]
+
+
+def test_a_press_after_a_press_the_socket_cut_keeps_what_was_held_as_a_turn():
+    c = core(turn_detection=None)
+    c.on_browser(BrowserCommand("press"))
+    for _ in range(10):
+        c.on_browser_audio(1920)
+    c.browser_left()  # the release never came
+    again = c.on_browser(BrowserCommand("press"))
+    assert upstream(again) == [{"type": "input_audio_buffer.commit"}]  # kept, not cleared, and no reply asked
+    c.on_browser_audio(1920)
+    released = c.on_browser(BrowserCommand("commit"))
+    assert browser(released)[0]["code"] == "too_short"
+    assert upstream(c.on_browser(BrowserCommand("press"))) == [{"type": "input_audio_buffer.clear"}]
+
+
+def _history(*roles_and_texts):
+    return [StoredTurn(f"t{i}", role, i, text) for i, (role, text) in enumerate(roles_and_texts)]
+
+
+def test_a_returning_browser_gets_the_reply_its_last_turn_never_had():
+    c = RelayCore.resume(_history(("user", "hi"), ("assistant", "hello"), ("user", "what time is it")),
+                         dialect=GA, config=SessionConfig())
+    c.answer_unanswered_turn()
+    seeded = upstream(c.seed(c.session))
+    assert seeded[-1] == {"type": "response.create"}
+    assert [e["item"]["content"][0]["text"] for e in seeded[:-1]] == ["hi", "hello", "what time is it"]
+
+
+def test_a_returning_browser_whose_last_turn_was_answered_is_not_answered_again():
+    c = RelayCore.resume(_history(("user", "hi"), ("assistant", "hello")), dialect=GA, config=SessionConfig())
+    c.answer_unanswered_turn()
+    assert {"type": "response.create"} not in upstream(c.seed(c.session))
+
+
+def test_a_continued_conversation_is_not_answered_unasked():
+    c = RelayCore.resume(_history(("user", "hi"), ("assistant", "hello"), ("user", "bye")), dialect=GA,
+                         config=SessionConfig())
+    assert {"type": "response.create"} not in upstream(c.seed(c.session))
+
+
+def test_a_returning_browser_whose_last_words_were_never_written_down_is_asked_to_say_them_again():
+    c = RelayCore.resume(_history(("user", "hi"), ("assistant", "hello"), ("user", "")), dialect=GA,
+                         config=SessionConfig())
+    c.answer_unanswered_turn()
+    seeded = c.seed(c.session)
+    assert {"type": "response.create"} not in upstream(seeded)
+    assert [m["code"] for m in browser(seeded)] == ["turn_lost"]
+
+
+def test_speech_replayed_to_a_new_session_is_ended_as_a_turn_of_its_own_and_answered():
+    c = core()
+    s = c.session
+    replayed = c.end_replayed_turn(1800)
+    assert upstream(replayed) == [{"type": "input_audio_buffer.commit"}, {"type": "response.create"}]
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 700}, s)
+    added = c.on_upstream(item_added("u1", "user"), s)
+    assert of(added, TurnAudio) == [TurnAudio("u1", 1800)]
+    assert not s.user_speaking  # no speech_stopped comes for a turn the relay ended
+    c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1",
+                   "transcript": "hello"}, s)
+    c.on_upstream({"type": "response.created", "response": {"id": "r1"}}, s)
+    c.on_upstream({"type": "response.done", "response": {"id": "r1", "status": "completed"}}, s)
+    assert c.idle()
+
+
+def test_push_to_talk_leaves_replayed_audio_to_the_users_release():
+    assert core(turn_detection=None).end_replayed_turn(1800) == []
+
+
+def test_a_turn_whose_session_ended_before_writing_it_down_is_stored_as_not_written_down():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 900}, s)
+    c.on_upstream(item_added("u1", "user"), s)
+    ended = c.finish()
+    assert [(o.item_id, o.status) for o in of(ended, TurnOutcome)] == [("u1", "transcription_failed")]
+    assert c.items["u1"].status == "transcription_failed" and c.items["u1"].text == ""
+
+
+def test_an_ending_also_waits_for_a_turn_the_service_ended_but_has_not_written_down():
+    c = core()
+    s = c.session
+    c.on_upstream({"type": "input_audio_buffer.speech_started", "item_id": "u1", "audio_start_ms": 0}, s)
+    c.on_upstream({"type": "input_audio_buffer.speech_stopped", "item_id": "u1", "audio_end_ms": 900}, s)
+    c.on_upstream(item_added("u1", "user"), s)
+    assert c.commit_unfinished_speech(300) == [] and not c.final_words_settled()
+    c.on_upstream({"type": "conversation.item.input_audio_transcription.completed", "item_id": "u1",
+                   "transcript": "hi"}, s)
+    assert c.final_words_settled()

@@ -1,5 +1,6 @@
 """The soak at CI size: conversations through two workers while upstream drops, sessions expire, clients drop and a
-worker restarts; every conversation completes, every acknowledged turn and reply is stored, no log has an error.
+worker restarts; every conversation completes, every utterance becomes a turn, every acknowledged turn and reply is
+stored, no log has an error.
 
 `make soak` runs it longer (SOAK_SECONDS, SOAK_CLIENTS); see benchmarks/soak.py.
 """
@@ -42,7 +43,6 @@ def test_a_short_soak_with_every_fault_loses_no_conversation_no_turn_and_logs_no
     assert figures["user_turns_acknowledged"] == figures["user_turns_stored"] > 0
     assert figures["replies_received"] == figures["assistant_turns_stored"] > 0
     assert figures["log_error_lines"] == 0
-    # An utterance spoken whole that never became a turn is only ever one whose turn had not ended (server VAD
-    # waits for 500 ms of silence) when the client cut its own socket or the worker restarted.
-    assert set(figures["utterances_not_acknowledged"]) <= {
-        "the client cut its socket before its turn ended", "the worker restarted before the turn ended"}, figures
+    # Every utterance spoken whole became a turn, also one whose turn had not ended (server VAD waits for 500 ms of
+    # silence) when the client cut its own socket or the worker restarted.
+    assert figures["utterances_not_acknowledged"] == {}, figures["utterances_not_acknowledged_evidence"]

@@ -108,8 +108,9 @@ class TalkConsumer(AsyncWebsocketConsumer):
                                "at its next command instead", exc_info=True)
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = (query.get("conversation") or [""])[0][:64]
+        returning = (query.get("resume") or [""])[0] == "1"  # the page reconnecting by itself after a drop
         try:
-            live, mode = await open_conversation(user, wanted or None)
+            live, mode = await open_conversation(user, wanted or None, returning=returning)
         except ConversationNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return

@@ -92,6 +92,7 @@ class Timing:
     rollover_margin_s: float = 60.0  # replace a session this long before it expires, between turns
     rollover_deadline_s: float = 10.0  # ...and this long before, whatever is going on
     cancel_wait_s: float = 2.0  # how long a cancelled response gets to report its usage
+    final_words_s: float = 3.0  # how long an ending waits for words it committed to be written down
 
 
 class SessionRejected(Exception):
@@ -170,6 +171,7 @@ class LiveConversation:
         # The audio of the last turn the session committed, until its reply is done: a session that drops before
         # answering it takes the turn along, and the next one is given this audio to answer (RelayCore.seed).
         self._turn_audio: dict[str, bytes] = {}
+        self._replayed_ms = 0  # uncommitted speech queued for the next session: it commits it as a turn of its own
         self._supervisor: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._grace: asyncio.TimerHandle | None = None
@@ -178,6 +180,7 @@ class LiveConversation:
         self._rollover_due = asyncio.Event()
         self._overdue: asyncio.TimerHandle | None = None
         self._response_settled = asyncio.Event()
+        self._final_words: asyncio.Event | None = None  # set when the words the ending committed are written down
         self._sessions_opened = 0
         self._activated_at = 0.0
         self._failed_reconnects = 0  # consecutive: a session that drops again at once does not reset it
@@ -262,6 +265,11 @@ class LiveConversation:
             self._ending = asyncio.ensure_future(self._finish(failure, by, farewell))
         await asyncio.shield(self._ending)
 
+    async def wait_ended(self) -> None:
+        """Wait until an ending that started has done what it could (it may have been cut short)."""
+        if self._ending is not None:
+            await asyncio.wait({self._ending})
+
     def cut_short(self) -> asyncio.Future[None] | None:
         """Stop an ending that takes too long (the server's shutdown bound); its journal names what it lost."""
         ending = self._ending
@@ -287,6 +295,8 @@ class LiveConversation:
             with contextlib.suppress(Exception):
                 await self._carry_out(self.core.browser_left(), self.upstream)
                 await asyncio.wait_for(self._response_settled.wait(), self.timing.cancel_wait_s)
+        if failure is None and self.ready and self.upstream is not None:
+            await self._keep_last_words(self.upstream)
         if self._supervisor is not None and self._supervisor is not self._ended_from:
             # (A supervisor that is ending the conversation itself waits for this, and stops after it.)
             await _cancel_until_done(self._supervisor, self.conversation_id)
@@ -328,6 +338,32 @@ class LiveConversation:
                 task.cancel()
         await self._inbox.close()
         logger.info("Conversation %s ended%s", self.conversation_id, f": {self.failure.code}" if self.failure else "")
+
+    async def _keep_last_words(self, conn: RealtimeConnection) -> None:
+        """Before the session goes, the service commits speech it heard and writes down every turn it took.
+
+        This is what keeps the words of a user whose socket closed just after speaking (server VAD had not
+        ended the turn, or had and not yet written it down) when the conversation moves to another worker:
+        that worker reads them as stored, and answers them. Bounded by `final_words_s`; the session keeps
+        relaying its events meanwhile.
+        """
+        effects = self.core.commit_unfinished_speech(self._uncommitted_bytes // BYTES_PER_MS)
+        if not effects and self.core.final_words_settled():
+            return
+        self._final_words = settled = asyncio.Event()
+        try:
+            await self._carry_out(effects, conn)
+            if not self.core.final_words_settled():
+                await asyncio.wait_for(settled.wait(), self.timing.final_words_s)
+        except (UpstreamError, TimeoutError) as exc:
+            logger.warning("Conversation %s: the words spoken as it ended were not written down in time (%s)",
+                           self.conversation_id, type(exc).__name__)
+        else:
+            if self.upstream is not conn:  # the session dropped meanwhile (see `_deactivate`)
+                logger.warning("Conversation %s: the session ended before the words spoken as it ended were written "
+                               "down", self.conversation_id)
+        finally:
+            self._final_words = None
 
     async def deleted(self) -> None:
         """The conversation was deleted (in any window, through any worker): end it and write nothing more."""
@@ -477,6 +513,9 @@ class LiveConversation:
         if self._timeline is not None:
             self._timeline.session_started()
         await self._flush_to(conn)
+        if self._replayed_ms:
+            replayed, self._replayed_ms = self._replayed_ms, 0
+            await self._carry_out(self.core.end_replayed_turn(replayed), conn)
         self._rollover_wanted = False
         self._rollover_due.clear()
         self._plan_rollover(facts)
@@ -520,13 +559,16 @@ class LiveConversation:
             self._buffered += self._uncommitted_bytes
             while self._buffered > BUFFER_MAX_BYTES:
                 self._buffered -= len(self._buffer.pop())  # over the limit: the newest go (silence, mostly)
+            self._replayed_ms = self._uncommitted_bytes // BYTES_PER_MS
             logger.info("Conversation %s: the session dropped while the user spoke; sending the %d ms heard so far "
-                        "to the next one", self.conversation_id, self._uncommitted_bytes // BYTES_PER_MS)
+                        "to the next one", self.conversation_id, self._replayed_ms)
         self._forget_uncommitted()
         self._awaiting_commit = False
         for op in self.core.finish():
             self.journal.put(op)  # type: ignore[arg-type]
         await self._close_upstream()
+        if self._final_words is not None:
+            self._final_words.set()  # the ending waits for this session's words no longer: it is gone
 
     async def _serve(self, conn: RealtimeConnection, facts: SessionFacts) -> str | tuple[RealtimeConnection, SessionFacts]:
         """Relay the session's events until it ends (returns why) or a planned rollover replaced it."""
@@ -609,6 +651,8 @@ class LiveConversation:
                 effects = core.on_upstream(event, facts)
                 if effects and await self._carry_out(effects, conn):
                     return "expired"
+                if self._final_words is not None and core.final_words_settled():
+                    self._final_words.set()
                 if self._rollover_wanted:
                     self._check_rollover()
         except UpstreamUnavailable:
@@ -664,7 +708,8 @@ class LiveConversation:
         self._check_rollover()
 
     def _check_rollover(self) -> None:
-        if self._rollover_wanted and self.ready and self.core.idle():
+        # Not while ending: the session is finishing the conversation's last words (`_keep_last_words`).
+        if self._rollover_wanted and self.ready and not self.ended and self.core.idle():
             self._rollover_wanted = False
             self._rollover_due.set()
 

@@ -23,8 +23,9 @@ from .state import RelayCore
 
 logger = logging.getLogger(__name__)
 
-# How long a continue waits for another worker that holds the conversation live to store it and let go.
-TAKEOVER_WAIT_S = 5.0
+# How long a continue waits for another worker that holds the conversation live to store it and let go: its
+# ending may settle a cancelled reply (Timing.cancel_wait_s) and write down words being spoken (final_words_s).
+TAKEOVER_WAIT_S = 8.0
 TAKEOVER_ASK_EVERY_S = 1.0
 
 class ConversationNotFound(Exception):
@@ -44,15 +45,24 @@ def timing_from_settings() -> Timing:
     )
 
 
-async def open_conversation(user: Any, conversation_id: str | None) -> tuple[LiveConversation, str]:
-    """Return the conversation this socket serves and how it arrived: new, resumed or continued."""
+async def open_conversation(user: Any, conversation_id: str | None, *,
+                            returning: bool = False) -> tuple[LiveConversation, str]:
+    """Return the conversation this socket serves and how it arrived: new, resumed or continued.
+
+    `returning` says the browser was in this conversation a moment ago and reconnects by itself (rather than
+    the user continuing it from the history page): a continuation then answers a turn left unanswered.
+    """
     if conversation_id:
         live = live_conversations.get(conversation_id)
-        if live is not None and not live.ended:  # one that is ending (storing its last writes) is continued instead
+        if live is not None:
             if live.owner_id != user.pk:
                 raise ConversationNotFound(conversation_id)
             return live, "resumed"
-        return await _continue(user, conversation_id), "continued"
+        ending = live_conversations.ending(conversation_id)
+        if ending is not None and ending.owner_id == user.pk:
+            # Storing its last writes here: the continuation reads what it stored, so it waits for that.
+            await ending.wait_ended()
+        return await _continue(user, conversation_id, returning=returning), "continued"
     return await _start(user), "new"
 
 
@@ -79,7 +89,7 @@ async def _start(user: Any) -> LiveConversation:
     return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota, slot=slot)
 
 
-async def _continue(user: Any, conversation_id: str) -> LiveConversation:
+async def _continue(user: Any, conversation_id: str, *, returning: bool = False) -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
@@ -93,7 +103,7 @@ async def _continue(user: Any, conversation_id: str) -> LiveConversation:
         await slot.close()
         raise
     try:
-        return await _resume(user, stored, target, quota, slot)
+        return await _resume(user, stored, target, quota, slot, returning=returning)
     except BaseException:
         await quota.close()
         await slot.close()
@@ -138,11 +148,14 @@ async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
     return stored
 
 
-async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot) -> LiveConversation:
+async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot, *,
+                  returning: bool = False) -> LiveConversation:
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
                             seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
+    if returning:
+        core.answer_unanswered_turn()
     stored_voice = (stored.settings or {}).get("voice")
     if core.voice_fixed and stored_voice and stored_voice in options.voices_for(target.dialect):
         # The assistant keeps the voice it had in this conversation.

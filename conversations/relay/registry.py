@@ -18,6 +18,11 @@ class LiveRegistry:
         live = self._live.get(conversation_id)
         return None if live is None or live.ended else live
 
+    def ending(self, conversation_id: str) -> LiveConversation | None:
+        """The conversation with this id if it is ending in this process (storing its last writes)."""
+        live = self._live.get(conversation_id)
+        return live if live is not None and live.ended else None
+
     def add(self, conversation_id: str, live: LiveConversation) -> None:
         """Register a conversation that has started."""
         self._live[conversation_id] = live

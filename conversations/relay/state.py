@@ -92,6 +92,11 @@ class SessionFacts:
     # come yet: replacing the session now would lose the reply the service is about to start.
     reply_expected: bool = False
     user_speaking: bool = False
+    # A commit the relay sent itself, for speech server VAD had not ended (`commit_unfinished_speech`,
+    # `end_replayed_turn`): how much audio it holds, and the user item it became once the service says so.
+    relay_commit: bool = False
+    relay_commit_ms: int = 0
+    relay_item: str = ""
     speech_start_ms: dict[str, int] = field(default_factory=dict)
     awaiting_transcripts: set[str] = field(default_factory=set)
     seeded_ids: set[str] = field(default_factory=set)
@@ -226,11 +231,24 @@ class RelayCore:
         produced = bool(s.response_item) and self._has_content(self.items.get(s.response_item))
         if not (s.reply_expected or s.pending_create or (s.response_id is not None and not produced)):
             return None
+        return self._unanswered_turn()
+
+    def _unanswered_turn(self) -> str | None:
+        """The newest turn with anything in it, when it is the user's (no reply has said anything since)."""
         for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position, reverse=True):
             if item.role == "assistant" and not self._has_content(item):
                 continue  # a reply that never said anything: the turn before it is still unanswered
             return item_id if item.role == "user" else None
         return None
+
+    def answer_unanswered_turn(self) -> None:
+        """Have the next session answer the newest turn if it is the user's and unanswered.
+
+        For a browser that comes back by itself to a conversation that was just held elsewhere (another
+        worker, which stopped or let go while the user had just spoken): the reply never came. A
+        conversation continued from the history page is not answered unasked.
+        """
+        self.reply_owed = self._unanswered_turn()
 
     @staticmethod
     def _has_content(item: Item | None) -> bool:
@@ -257,10 +275,11 @@ class RelayCore:
                 event["item"]["id"] = item_id
                 facts.seeded_ids.add(item_id)
             out.append(ToUpstream(event))
-            if self.config.transcription_model and item.final is None:
-                item.final, item.status = "", "transcription_failed"
-                out.append(TurnOutcome(item_id, "transcription_failed", "the voice service's session ended before "
-                                       "it wrote this turn down; the next session heard its audio"))
+            if self.config.transcription_model:
+                if item.final is None:  # (`finish` marks it when the session that took it ended)
+                    item.final, item.status = "", "transcription_failed"
+                    out.append(TurnOutcome(item_id, "transcription_failed", "the voice service's session ended "
+                                           "before it wrote this turn down"))
                 out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": "",
                                       "failed": True}))
         facts.reply_expected = True
@@ -348,6 +367,11 @@ class RelayCore:
             return
         item.announced = True
         out.append(ToBrowser({"type": "user_item", "item_id": item_id}))
+        if s.relay_commit and not s.relay_item and not m["text"]:
+            s.relay_item = item_id  # the speech the relay committed: as long as the service heard it
+            s.user_speaking = False  # (no speech_stopped comes for it)
+            s.speech_start_ms.pop(item_id, None)
+            out.append(TurnAudio(item_id, s.relay_commit_ms))
         if m["text"]:  # a typed message: its text is its transcript
             item.final = m["text"]
             out.append(ToBrowser({"type": "transcript_done", "role": "user", "item_id": item_id, "text": item.final}))
@@ -464,6 +488,8 @@ class RelayCore:
 
     def _up_upstream_error(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         code = m["code"]
+        if code == "input_audio_buffer_commit_empty" and s.relay_commit and not s.relay_item:
+            s.relay_commit = False  # too little was heard to be a turn: nothing to wait for
         if code in protocol.QUIET_ERROR_CODES:
             return
         if code == "session_expired":
@@ -520,10 +546,13 @@ class RelayCore:
             self._create_response(out)
         elif command.type == "press":
             self._cancel_running(out)
-            out.append(ToUpstream(protocol.INPUT_CLEAR))
+            # Audio still held from a press whose release never came (the socket dropped mid-press, and the
+            # browser came back) is what the user said: committed as a turn of its own rather than thrown away.
+            held = self.push_to_talk and self.ptt_bytes >= MIN_COMMIT_BYTES
+            out.append(ToUpstream(protocol.INPUT_COMMIT if held else protocol.INPUT_CLEAR))
             self.ptt_open, self.ptt_bytes = True, 0
         elif command.type == "commit":
-            held_bytes, self.ptt_open = self.ptt_bytes, False
+            held_bytes, self.ptt_open, self.ptt_bytes = self.ptt_bytes, False, 0
             if self.push_to_talk and held_bytes < MIN_COMMIT_BYTES:
                 out.append(ToUpstream(protocol.INPUT_CLEAR))
                 out.append(ToBrowser(protocol.error_message("too_short", "Hold the button while you speak, then let go.")))
@@ -585,6 +614,49 @@ class RelayCore:
                 out.append(ToUpstream(protocol.truncate_item(item_id, item.audio_bytes // BYTES_PER_MS)))
         return out
 
+    def commit_unfinished_speech(self, heard_ms: int) -> list[Effect]:
+        """The conversation ends while the user speaks: commit what the service heard, without asking a reply.
+
+        Server VAD ends a turn after 500 ms of silence, which a socket that closed never sends; a press
+        whose release never came is the same. Without this commit the words go with the session. Nothing
+        when nobody is speaking. `final_words_settled` says when the turn has its transcript.
+        """
+        s = self.session
+        if self.push_to_talk:
+            if self.ptt_bytes < MIN_COMMIT_BYTES:
+                return []
+            heard_ms, self.ptt_open, self.ptt_bytes = self.ptt_bytes // BYTES_PER_MS, False, 0
+        elif not s.user_speaking:
+            return []
+        s.user_speaking = False
+        s.speech_start_ms.clear()
+        s.relay_commit, s.relay_commit_ms, s.relay_item = True, max(0, heard_ms), ""
+        return [ToUpstream(protocol.INPUT_COMMIT)]
+
+    def final_words_settled(self) -> bool:
+        """Whether the session wrote down (or failed to) every user turn it took, the one the relay committed too."""
+        s = self.session
+        if s.relay_commit and not s.relay_item:
+            return False
+        return not s.awaiting_transcripts
+
+    def end_replayed_turn(self, replayed_ms: int) -> list[Effect]:
+        """Speech a dropped session heard but never committed was sent to this one again: end that turn, answer it.
+
+        The page sends no audio while it reconnects, so the replay is followed at once by whatever the user
+        says next: left to server VAD, the two would run into one turn, and the first would never be answered
+        on its own.
+        """
+        td = self.config.turn_detection
+        if td is None:
+            return []
+        s = self.session
+        s.relay_commit, s.relay_commit_ms, s.relay_item = True, max(0, replayed_ms), ""
+        out: list[Effect] = [ToUpstream(protocol.INPUT_COMMIT)]
+        if td.create_response:
+            self._create_response(out)
+        return out
+
     def finish(self) -> list[Effect]:
         """Store what items still hold when a session or the conversation ends, and estimate unreported usage."""
         out: list[Effect] = []
@@ -615,6 +687,13 @@ class RelayCore:
             )
             out.append(UsageRecorded(s.response_id, s.model, "cancelled", usage, estimated=True))
             s.response_id, s.response_item, s.pending_create = None, "", False
+        for item_id in s.awaiting_transcripts:
+            item = self.items.get(item_id)
+            if item is not None and item.final is None and not item.parts:
+                # No later session transcribes it: stored as not written down (the page shows its marker).
+                item.final, item.status = "", "transcription_failed"
+                out.append(TurnOutcome(item_id, "transcription_failed",
+                                       "the voice service's session ended before it wrote this turn down"))
         s.user_speaking = False
         s.awaiting_transcripts.clear()
         return out

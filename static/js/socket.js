@@ -41,11 +41,16 @@ export function closeMessage(code) {
     ?? interpolate(gettext("The connection closed unexpectedly (code %(code)s). Press Start to try again."), { code });
 }
 
-/** Builds the absolute ws:// or wss:// URL for a socket path, continuing `conversationId` when given. */
-export function socketUrl(path, conversationId) {
+/**
+ * Builds the absolute ws:// or wss:// URL for a socket path, continuing `conversationId` when given.
+ * `returning` marks a reconnect the page makes by itself after a drop: the server then answers a turn the
+ * user spoke just before it, which the reply never reached.
+ */
+export function socketUrl(path, conversationId, returning = false) {
   const url = new URL(path, window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   if (conversationId) url.searchParams.set("conversation", conversationId);
+  if (conversationId && returning) url.searchParams.set("resume", "1");
   return url.href;
 }
 

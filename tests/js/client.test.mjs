@@ -45,7 +45,7 @@ function setup(options = {}) {
   const client = new ConversationClient({
     path: "/ws/talk/",
     makeSocket: (url) => { const s = new FakeSocket(url); sockets.push(s); return s; },
-    makeUrl: (path, id) => (id ? `${path}?conversation=${id}` : path),
+    makeUrl: (path, id, returning) => (id ? `${path}?conversation=${id}${returning ? "&resume=1" : ""}` : path),
     timers,
     random: () => 0.5, // no jitter: delays are the nominal ones
     onState: (s) => states.push(s),
@@ -76,7 +76,7 @@ test("a dropped socket reconnects to the same conversation after 500 ms, then 1 
   assert.deepEqual(states.at(-1), { state: "reconnecting", reason: "socket", attempt: 1, delayMs: 500, code: 1006 });
   assert.equal(client.sendAudio(new ArrayBuffer(4)), false); // frames while reconnecting are dropped
   assert.ok(timers.fire(500));
-  assert.equal(sockets[1].url, "/ws/talk/?conversation=c1");
+  assert.equal(sockets[1].url, "/ws/talk/?conversation=c1&resume=1"); // a reconnect, not a continue
   sockets[1].serverClose(1006); // the server is still down
   assert.deepEqual(states.at(-1), { state: "reconnecting", reason: "unreachable", attempt: 2, delayMs: 1000, code: 1006 });
   assert.ok(timers.fire(1000));
@@ -170,4 +170,18 @@ test("events of a replaced socket are ignored", () => {
   timers.fire(500);
   sockets[0].message({ type: "transcript", delta: "late" });
   assert.deepEqual(messages, ["ready"]);
+});
+
+test("continuing a conversation opens it plainly; only the reconnects after a drop say they are returning", () => {
+  const { client, sockets, timers } = setup({ conversationId: "c9" });
+  client.start();
+  assert.equal(sockets[0].url, "/ws/talk/?conversation=c9");
+  sockets[0].accept();
+  sockets[0].message(ready("c9"));
+  sockets[0].serverClose(1012);
+  assert.ok(timers.fire(500));
+  assert.equal(sockets[1].url, "/ws/talk/?conversation=c9&resume=1");
+  sockets[1].accept();
+  sockets[1].message(ready("c9"));
+  client.stop();
 });

@@ -10,7 +10,8 @@ class FakeWebSocket {
 }
 globalThis.WebSocket = FakeWebSocket;
 
-const { MAX_BUFFERED_AUDIO_BYTES, TalkSocket, closeMessage } = await import("../../static/js/socket.js");
+globalThis.window = { location: { href: "https://talk.example/talk/" } };
+const { MAX_BUFFERED_AUDIO_BYTES, TalkSocket, closeMessage, socketUrl } = await import("../../static/js/socket.js");
 
 test("audio frames go out while little is waiting and are dropped while the socket is backed up", () => {
   const socket = new TalkSocket("ws://localhost/ws/talk/");
@@ -30,4 +31,11 @@ test("the backlog the page may build up stays well inside the server's audio bur
 test("a 1008 close says the conversation was ended for sending too much, and where it is", () => {
   assert.match(closeMessage(1008), /sent far more/);
   assert.match(closeMessage(1008), /history/);
+});
+
+test("a socket URL continues the conversation asked for, and marks only a page's own reconnect as returning", () => {
+  assert.equal(socketUrl("/ws/talk/"), "wss://talk.example/ws/talk/");
+  assert.equal(socketUrl("/ws/talk/", "c1"), "wss://talk.example/ws/talk/?conversation=c1");
+  assert.equal(socketUrl("/ws/talk/", "c1", true), "wss://talk.example/ws/talk/?conversation=c1&resume=1");
+  assert.equal(socketUrl("/ws/talk/", null, true), "wss://talk.example/ws/talk/");
 });

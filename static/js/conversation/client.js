@@ -87,7 +87,8 @@ export class ConversationClient {
   }
 
   open() {
-    const socket = this.makeSocket(this.makeUrl(this.path, this.conversationId));
+    // attempt > 0: a reconnect after a drop, not the first socket of this Start.
+    const socket = this.makeSocket(this.makeUrl(this.path, this.conversationId, this.attempt > 0));
     this.socket = socket;
     socket.opened = false;
     // A socket stuck opening (a dead network rather than a refused port) counts as a drop.
