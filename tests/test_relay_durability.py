@@ -396,3 +396,42 @@ async def test_a_turn_whose_session_dropped_right_after_the_commit_is_answered_b
     assert [t.role for t in turns] == ["user", "assistant"]
     assert turns[0].status == "transcription_failed" and turns[0].audio_ms > 1000
     assert turns[1].text and not turns[1].interrupted
+
+
+async def test_a_conversation_that_ends_while_a_rollover_hands_over_leaves_no_session_open(
+    settings, cookie, monkeypatch
+):
+    # Found by the soak (benchmarks/soak.py): a conversation that ended between the new session's opening and its
+    # taking over left that session open upstream until the service expired it. Here the old session's closing
+    # hangs, so the end comes at exactly that moment.
+    from conversations.relay import conversation as relay
+    from conversations.relay.registry import live_conversations
+
+    closing_old = asyncio.Event()
+    close = relay._close_quietly
+
+    async def old_session_hangs(conn):
+        if not closing_old.is_set():
+            closing_old.set()
+            await asyncio.sleep(30)
+        await close(conn)
+
+    monkeypatch.setattr(relay, "_close_quietly", old_session_hangs)
+    async with RealtimeSimulator(api_key="sim-key", strict=True, realtime_pacing=False, session_expiry_s=2.0) as sim:
+        point_at(settings, sim)
+        comm = communicator(cookie)
+        await comm.connect()
+        seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+        conversation_id = seen.of_type("ready")[0]["conversation_id"]
+        async with asyncio.timeout(10):
+            await closing_old.wait()  # the new session is open; the old one is being closed
+        assert len(sim.sessions) == 2
+        await comm.disconnect()  # Stop
+        async with asyncio.timeout(5):
+            while live_conversations.all():
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.3)
+        # Closed by the relay, well before the new session would expire (2 s after it opened).
+        assert [s.closed for s in sim.sessions] == [True, True]
+    conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation_id)
+    assert conversation.status == Conversation.Status.ENDED

@@ -591,10 +591,16 @@ class LiveConversation:
                     await self._flush_to(conn)
                     self._rollover_timers.append(asyncio.get_running_loop().call_later(5.0, self._rollover_due.set))
                     continue
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await reader
-                await _close_quietly(conn)
+                try:
+                    reader.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await reader
+                    await _close_quietly(conn)
+                except BaseException:
+                    # Cancelled (the conversation is ending) before the new session took over: nothing else holds
+                    # it, so it is closed here, or it would stay open upstream (and billed) until it expires.
+                    _abort_quietly(new[0])
+                    raise
                 logger.info("Conversation %s: rolled over to a new session before expiry", self.conversation_id)
                 return new
         finally:
@@ -862,11 +868,19 @@ async def _cancel_until_done(task: asyncio.Task[Any], conversation_id: str, ever
 
 
 async def _close_quietly(conn: RealtimeConnection) -> None:
+    """Close a session; one that does not close in time, or whose closing is cancelled, is aborted."""
     try:
         await asyncio.wait_for(conn.close(), 2.0)
+    except asyncio.CancelledError:
+        _abort_quietly(conn)
+        raise
     except Exception:  # noqa: BLE001 - a service still streaming (its frames unread) never finishes the handshake
-        with contextlib.suppress(Exception):
-            conn.abort()  # nothing may be left open upstream (and billing)
+        _abort_quietly(conn)
+
+
+def _abort_quietly(conn: RealtimeConnection) -> None:
+    with contextlib.suppress(Exception):
+        conn.abort()  # nothing may be left open upstream (and billing)
 
 
 async def _quietly(awaitable: Any) -> None:
