@@ -220,10 +220,12 @@ class ConversationQuota:
             logger.warning("Could not count usage of user %s towards their limits", self.user_id, exc_info=True)
             return
         self.totals = totals
+        if report and self._warn is not None:
+            # Also while closing: the conversation's end waits for this count before its farewell, so the meter
+            # shows the last reply (which may be the one that reached the limit) before the page is told why.
+            await self._warn({"type": "usage", **self.summary()})
         if self._closed:
             return
-        if report and self._warn is not None:
-            await self._warn({"type": "usage", **self.summary()})
         now = datetime.now(timezone.utc)
         for limit, share in levels(self.limits, totals).items():
             if share >= 1.0:
