@@ -42,7 +42,8 @@ check: install
 simulator: install
 	$(PY) manage.py realtime_simulator --port 8765
 
-# The whole suite: on PostgreSQL and Redis (the browser tests as a pass of their own, on a database and
+# The whole suite: on PostgreSQL and Redis (the browser tests, with the soak, the benchmarks and the local
+# deployment, which serve the app in processes of their own, as a pass of their own, on a database and
 # Redis db of their own) and, side by side, again on the SQLite and in-memory defaults without the
 # browser tests. The tests mostly wait on sockets, timers and the browser rather than the CPU, so the
 # three passes together take little longer than the longest alone; each pass's output is printed in one
@@ -51,10 +52,10 @@ test: install
 	@$(MAKE) --no-print-directory -j3 --output-sync=target test-postgres test-browser test-sqlite
 
 test-postgres: install
-	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q --durations=8 -m "not browser"
+	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q --durations=8 -m "not browser and not system and not soak"
 
 test-browser: install
-	DATABASE_URL=$(PG_BROWSER_URL) REDIS_URL=$(REDIS_BROWSER_TEST_URL) $(PY) -m pytest -q --durations=8 -m browser
+	DATABASE_URL=$(PG_BROWSER_URL) REDIS_URL=$(REDIS_BROWSER_TEST_URL) $(PY) -m pytest -q --durations=8 -m "browser or system or soak"
 
 test-sqlite: install
 	DATABASE_URL=sqlite:///:memory: REDIS_URL= $(PY) -m pytest -q --durations=8 -m "not browser"

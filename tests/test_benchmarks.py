@@ -10,10 +10,13 @@ import pytest
 
 from .browser_support import ROOT
 
-pytestmark = pytest.mark.skipif(
-    not os.environ.get("DATABASE_URL", "").startswith("postgres"),
-    reason="the benchmarks serve the app on PostgreSQL and Redis, as a deployment does",
-)
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+        reason="the benchmarks serve the app on PostgreSQL and Redis, as a deployment does",
+    ),
+]
 
 BENCH_ENV = {
     "BENCH_DATABASE_URL": "postgres://postgres@127.0.0.1:5432/voiceapp_bench_ci",

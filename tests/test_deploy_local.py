@@ -249,6 +249,7 @@ def test_a_real_browser_signs_in_and_talks_through_the_tls_proxy(stack, open_bro
     assert stack.served_by("GET /ws/talk/ HTTP/1.1\" 101") in (1, 2)  # it went through nginx to a worker
 
 
+@pytest.mark.system
 def test_two_workers_behind_the_proxy_share_conversations_limits_and_survive_losing_one(stack):
     asyncio.run(_scenario(stack))
 
