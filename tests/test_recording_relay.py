@@ -60,11 +60,16 @@ class Microphone:
 
 
 async def _ended(conversation_id, timeout: float = 20.0) -> Conversation:
-    """Wait until the conversation is stored as over (its recording is finalised before that)."""
+    """Wait until the conversation is stored as over and its ending is done (the recording is stored alongside)."""
+    from conversations.relay.registry import live_conversations
+
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         conversation = await database_sync_to_async(Conversation.objects.get)(pk=conversation_id)
-        if conversation.ended_at is not None:
+        # The end stores the recording's last chunk and the conversation's end at once: both are done when the
+        # ending has let go of the conversation.
+        ending = live_conversations.get(str(conversation_id)) or live_conversations.ending(str(conversation_id))
+        if conversation.ended_at is not None and ending is None:
             return conversation
         await asyncio.sleep(0.1)
     raise AssertionError("the conversation did not end")
