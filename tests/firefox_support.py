@@ -150,19 +150,6 @@ class FirefoxPage:
         self._call("screenshot", path)
 
 
-# Known gap (issue 11, left open): with echo cancellation on, headless Firefox ESR 153 on these PulseAudio null
-# sinks stops the talk page (frames stop, the page answers the driver no more) at the microphone's first speech
-# in about two runs of three; a bare page that captures and plays through the same worklets with echo
-# cancellation on did not (3 of 3). Until that is understood, the Firefox tests ask for the microphone without
-# it (noise suppression and gain control stay on); the page itself still asks for it, as users need.
-WITHOUT_ECHO_CANCELLATION = """(() => {
-  const original = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-  navigator.mediaDevices.getUserMedia = (constraints) =>
-    original({ ...constraints, audio: { ...(constraints.audio || {}), echoCancellation: false } });
-  return true;
-})()"""
-
-
 class Firefox:
     """One Firefox ESR with a speaking PulseAudio microphone, driven like tests/browser_fixtures.Browser."""
 
@@ -190,7 +177,6 @@ class Firefox:
         self.page.fill("#id_password", password)
         self.page.click("#login-form [type=submit]")
         self.page.wait_for_function("() => window.voiceApp !== undefined")
-        self.page.evaluate(WITHOUT_ECHO_CANCELLATION)
 
 
     def start(self) -> None:

@@ -1,6 +1,7 @@
 /**
  * Main-thread side of the playback worklet: queues the server's PCM16 audio and answers barge-in.
  */
+import { outputLatencyMs } from "./latency.js";
 
 /** Plays 24 kHz PCM16 from the server and knows how much of each assistant item was heard. */
 export class PlayerNode extends AudioWorkletNode {
@@ -54,7 +55,7 @@ export class PlayerNode extends AudioWorkletNode {
       this.pending.delete(msg.id);
       // 24 samples per millisecond at 24 kHz. Samples the worklet rendered are still in the output
       // buffer for `outputLatency` (long on Bluetooth), so they were not heard yet: leave them out.
-      const latencyMs = (this.context.outputLatency || 0) * 1000;
+      const latencyMs = outputLatencyMs(this.context);
       const playedMs = Math.max(0, Math.floor(msg.playedSamples / 24 - latencyMs));
       resolve?.({ itemId: msg.itemId, playedMs });
     }
