@@ -63,6 +63,21 @@ class PulseMicrophone:
         self._speaker = threading.Thread(target=self._speak, args=(wav,), daemon=True)
         self._speaker.start()
 
+    def plug_silent_microphone(self, name: str) -> str:
+        """Plug in a second microphone, described as `name`, that hears nothing; returns its module ids."""
+        ids = []
+        for module in (["module-null-sink", f"sink_name={name}sink"],
+                       ["module-remap-source", f"master={name}sink.monitor", f"source_name={name}",
+                        f"source_properties=device.description={name}"]):
+            done = subprocess.run(["pactl", "load-module", *module], env=self.env, check=True, capture_output=True, text=True)
+            ids.append(done.stdout.strip())
+        return " ".join(ids)
+
+    def unplug(self, module_ids: str) -> None:
+        """Unplug a microphone that plug_silent_microphone added."""
+        for module_id in reversed(module_ids.split()):
+            subprocess.run(["pactl", "unload-module", module_id], env=self.env, check=True, capture_output=True)
+
     def _speak(self, wav: Path) -> None:
         while not self._stopped.is_set():
             subprocess.run(["paplay", "--device=micsink", str(wav)], env=self.env, capture_output=True)
@@ -137,14 +152,29 @@ class FirefoxPage:
     def wait_for_selector(self, selector: str, timeout: int = 30_000) -> None:
         self._call("waitForSelector", selector, timeout, timeout=timeout / 1000 + 10)
 
+    def select_option(self, selector: str, value: str) -> None:
+        self._call("selectOption", selector, value)
+
     def wait_for_timeout(self, ms: int) -> None:
         time.sleep(ms / 1000)
 
     def is_hidden(self, selector: str) -> bool:
         return self._call("isHidden", selector)
 
+    def is_visible(self, selector: str) -> bool:
+        return self._call("isVisible", selector)
+
     def text_content(self, selector: str) -> str:
         return self._call("textContent", selector)
+
+    def inner_text(self, selector: str) -> str:
+        return self._call("innerText", selector)
+
+    def input_value(self, selector: str) -> str:
+        return self._call("inputValue", selector)
+
+    def get_attribute(self, selector: str, name: str) -> str | None:
+        return self._call("getAttribute", selector, name)
 
     def screenshot(self, path: str) -> None:
         self._call("screenshot", path)

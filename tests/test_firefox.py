@@ -1,27 +1,23 @@
-"""A whole spoken conversation in a real Firefox ESR (Debian's), with a PulseAudio microphone: the twin of the
-Chromium tests, driven over WebDriver BiDi (tests/firefox_support.py).
+"""The voice experience in a real Firefox ESR (Debian's) with a PulseAudio microphone: the twins of the Chromium
+tests (test_browser_talk.py, test_browser_experience.py), driven over WebDriver BiDi (tests/firefox_support.py).
 
-Work in progress for issue 11, so not yet part of `make test`: the talk page still stalls now and then in
-headless Firefox on this rig (see WITHOUT_ECHO_CANCELLATION in tests/firefox_support.py). To run it:
-
-    apt-get install firefox-esr pulseaudio && npm ci --prefix tests/firefox
-    FIREFOX_TESTS=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/voiceapp .venv/bin/python -m pytest tests/test_firefox.py
+`bash .ci/run` installs what they need (firefox-esr, pulseaudio, and puppeteer-core with `npm ci --prefix
+tests/firefox`, which `make test` runs too).
 """
-import os
-
 import pytest
 
+from conversations import services
 from conversations.models import Turn
+from conversations.realtime.options import Preferences
 
-from .browser_support import ARTIFACTS, simulator_thread, speech_wav, wait_until
-from .browser_fixtures import serve
+from .browser_fixtures import serve, silent_wav
+from .browser_support import ARTIFACTS, barge_in_wav, simulator_thread, speech_wav, wait_until
 from .firefox_support import Firefox, firefox_available
 from .test_browser_survival import db
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not os.environ.get("FIREFOX_TESTS"), reason="issue 11 in progress: FIREFOX_TESTS=1 runs it"),
     pytest.mark.skipif(not firefox_available(), reason="needs firefox-esr, pulseaudio, espeak-ng, sox and "
                        "tests/firefox's puppeteer-core (bash .ci/run installs them)"),
 ]
@@ -40,6 +36,10 @@ def open_firefox():
     yield make
     for browser in opened:
         browser.close()
+
+
+def appends(sim) -> list[dict]:
+    return [e for e in sim.received if e["type"] == "input_audio_buffer.append"]
 
 
 def test_a_spoken_conversation_in_firefox_is_heard_answered_aloud_shown_and_stored(account, open_firefox, tmp_path):
@@ -67,3 +67,137 @@ def test_a_spoken_conversation_in_firefox_is_heard_answered_aloud_shown_and_stor
                                                  .order_by("position"))) or None)
     assert [(t.role, t.text) for t in stored[:2]] == [(i["role"], i["text"]) for i in items[:2]]
     assert stored[0].audio_ms > 1000
+
+
+def test_barge_in_in_firefox_truncates_the_reply_at_what_was_played(account, open_firefox, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
+        b = open_firefox(url, barge_in_wav(tmp_path))
+        b.login()
+        b.start()
+        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
+        b.page.wait_for_function("() => window.voiceApp.lastTruncate", timeout=5_000)
+        played = b.page.evaluate("window.voiceApp.lastTruncate")
+        sent_ms = next(i.audio_ms for i in sim.sessions[0].session.items if i.id == truncate["item_id"])
+        assert played["itemId"] == truncate["item_id"]
+        # Cut where the listener stopped hearing: never past what the simulator had sent.
+        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
+        assert truncate["audio_end_ms"] <= sent_ms
+        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
+        assert sim.validation_errors == []
+        assert b.page.is_hidden("#error")
+        assert b.errors == []
+
+
+def test_push_to_talk_in_firefox_sends_audio_only_while_the_button_is_held(account, open_firefox, tmp_path):
+    services.preferences_update(user=account, preferences=Preferences(turn_detection="push_to_talk"))
+    wav = speech_wav(tmp_path / "talk.wav", "Testing push to talk, one two three four five.", lead_silence_s=0.2, tail_silence_s=0.2)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_firefox(url, wav)
+        b.login()
+        b.start()
+        assert b.page.is_visible("#ptt")
+        b.page.wait_for_timeout(1500)  # the microphone is hearing speech, but the button is up
+        assert appends(sim) == []
+
+        b.page.hold("#ptt")
+        b.page.wait_for_timeout(2000)
+        b.page.release()
+        wait_until(lambda: [e for e in sim.received if e["type"] == "response.create"])
+        kinds = [e["type"] for e in sim.received if e["type"] != "session.update"]
+        first_append = kinds.index("input_audio_buffer.append")
+        assert "input_audio_buffer.clear" in kinds[:first_append]
+        assert kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
+        held_ms = sum(e["audio"]["bytes"] for e in appends(sim)) / 48
+        assert 1000 < held_ms < 2600  # about the 2 s held
+        b.page.wait_for_function(
+            "() => window.voiceApp.transcriptItems().some(i => i.role === 'assistant' && i.text.includes('I heard you'))",
+            timeout=20_000)
+        assert b.errors == []
+
+
+def test_a_typed_message_in_firefox_is_answered_aloud_and_transcribed(account, open_firefox, tmp_path):
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_firefox(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.fill("#text-input", "What is the weather like?")
+        b.page.press("#text-input", "Enter")
+        b.page.wait_for_function(
+            "() => window.voiceApp.transcriptItems().some(i => i.role === 'user' && i.text === 'What is the weather like?')"
+            " && window.voiceApp.transcriptItems().some(i => i.role === 'assistant' && i.text.includes('You wrote'))",
+            timeout=20_000)
+        b.page.wait_for_function("() => window.voiceApp.stats.framesPlayed > 12000", timeout=20_000)
+        created = [e for e in sim.received if e["type"] == "conversation.item.create"]
+        assert created[0]["item"]["content"] == [{"type": "input_text", "text": "What is the weather like?"}]
+        assert b.page.input_value("#text-input") == ""
+        assert b.errors == []
+
+
+def test_the_level_meter_in_firefox_moves_while_the_microphone_speaks(account, open_firefox, tmp_path):
+    wav = speech_wav(tmp_path / "level.wav", "Can you see my voice on the meter?", lead_silence_s=0.3, tail_silence_s=0.5)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_firefox(url, wav)
+        b.login()
+        b.start()
+        levels = []
+        for _ in range(30):
+            levels.append(b.page.evaluate("window.voiceApp.level"))
+            b.page.wait_for_timeout(100)
+        assert max(levels) > 0.01 and min(levels) < max(levels), levels
+        assert b.page.is_visible("#level")
+
+
+def test_the_pre_flight_check_in_firefox_reports_every_check(account, open_firefox, tmp_path):
+    wav = speech_wav(tmp_path / "check.wav", "Testing, testing, one two three.", lead_silence_s=0.2, tail_silence_s=0.5)
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_firefox(url, wav)
+        b.login()
+        b.page.goto("/check/")
+        b.page.click("#run-checks")
+        b.page.wait_for_function(
+            "() => [...document.querySelectorAll('#check-results li[data-check]')]"
+            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))", timeout=30_000)
+        results = b.page.evaluate(
+            "Object.fromEntries([...document.querySelectorAll('#check-results li[data-check]')]"
+            ".map(li => [li.dataset.check, li.dataset.result]))")
+        text = b.page.inner_text("#check-results")
+        b.page.screenshot(str(ARTIFACTS / "firefox-check.png"))
+        assert set(results) == {"mic", "level", "rate", "socket", "upstream", "echo"}
+        assert results["mic"] == "pass" and results["socket"] == "pass" and results["rate"] == "pass", text
+        assert results["upstream"] == "pass" and results["level"] == "pass", text
+        assert len(sim.sessions) == 1
+        assert "24000 Hz" in text
+        assert b.errors == []
+
+
+def test_a_chosen_microphone_in_firefox_is_used_and_unplugging_it_falls_back_to_the_default(account, open_firefox, tmp_path):
+    wav = speech_wav(tmp_path / "talk.wav", "One two three four five six seven eight nine ten.", lead_silence_s=0.1, tail_silence_s=0.1)
+    level = "window.voiceApp.level"
+    with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
+        b = open_firefox(url, wav)
+        quiet = b.microphone.plug_silent_microphone("QuietMic")
+        b.login()
+        b.start()  # on the default microphone, which speaks; the page learns the microphones' names
+        b.page.wait_for_function(f"() => {level} > 0.01", timeout=10_000)
+        b.page.click("#stop")
+        b.page.wait_for_function("() => [...document.querySelectorAll('#mic-select option')]"
+                                 ".some(o => o.textContent.includes('QuietMic'))", timeout=10_000)
+        quiet_id = b.page.evaluate("[...document.querySelectorAll('#mic-select option')]"
+                                   ".find(o => o.textContent.includes('QuietMic')).value")
+        b.page.select_option("#mic-select", quiet_id)
+        b.start()
+        b.page.wait_for_function("() => window.voiceApp.stats.framesCaptured > 25", timeout=10_000)
+        quiet_levels = []
+        for _ in range(10):
+            quiet_levels.append(b.page.evaluate(level))
+            b.page.wait_for_timeout(100)
+        assert max(quiet_levels) < 0.001, quiet_levels  # the chosen microphone hears nothing...
+        assert appends(sim)  # ...and its (silent) audio flows to the service
+
+        b.microphone.unplug(quiet)
+        b.page.wait_for_function(f"() => {level} > 0.01", timeout=15_000)  # back on the default microphone
+        assert "disconnected" in b.page.inner_text("#notice")
+        assert b.page.input_value("#mic-select") == ""
+        assert b.page.is_hidden("#error")
+        assert b.errors == []
+        assert sim.validation_errors == []

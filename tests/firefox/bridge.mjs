@@ -18,9 +18,7 @@ const browser = await puppeteer.launch({
   headless: true,
   extraPrefsFirefox: {
     "media.navigator.permission.disabled": true, // the microphone without a prompt (PulseAudio's virtual one)
-    "media.autoplay.default": 0,
-    "media.autoplay.blocking_policy": 0,
-    "media.autoplay.block-webaudio": false,
+    // Firefox's own autoplay rules stay as users have them: the page must start its audio from the Start click.
   },
 });
 const page = await browser.newPage();
@@ -39,6 +37,7 @@ const commands = {
     await page.type(selector, text);
   },
   click: async (selector) => { await page.click(selector); },
+  selectOption: async (selector, value) => { await page.select(selector, value); },
   press: async (selector, key) => { await page.focus(selector); await page.keyboard.press(key); },
   hold: async (selector) => {
     const box = await (await page.$(selector)).boundingBox();
@@ -52,7 +51,14 @@ const commands = {
   },
   waitForSelector: async (selector, timeout) => { await page.waitForSelector(selector, { timeout }); },
   isHidden: async (selector) => page.$eval(selector, (el) => el.hidden || getComputedStyle(el).display === "none"),
+  isVisible: async (selector) => {
+    const element = await page.$(selector);
+    return element !== null && (await element.isVisible());
+  },
   textContent: async (selector) => page.$eval(selector, (el) => el.textContent),
+  innerText: async (selector) => page.$eval(selector, (el) => el.innerText),
+  inputValue: async (selector) => page.$eval(selector, (el) => el.value),
+  getAttribute: async (selector, name) => page.$eval(selector, (el, attribute) => el.getAttribute(attribute), name),
   screenshot: async (path) => { await page.screenshot({ path }); },
   errors: async () => errors,
   close: async () => { await browser.close(); process.exit(0); },
