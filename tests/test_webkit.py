@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from .browser_support import ARTIFACTS, simulator_thread, speech_wav
+from .browser_support import ARTIFACTS, barge_in_wav, simulator_thread, speech_wav, wait_until
 from .browser_fixtures import serve
 from .webkit_support import WebKit, webkit_available
 
@@ -65,6 +65,26 @@ def test_the_talk_page_in_webkit_captures_the_microphone_and_plays_the_reply(acc
         assert b.errors == []
         b.page.click("#stop")
         assert sim.validation_errors == []
+
+
+def test_barge_in_in_webkit_truncates_the_reply_at_what_was_played(account, open_webkit, tmp_path):
+    # WebKit reads AudioContext.outputLatency (0 in WebKitGTK) where Firefox may not: this is the path it takes.
+    wav = barge_in_wav(tmp_path)
+    with simulator_thread(api_key="sim-key", strict=True, realtime_pacing=True) as sim, serve(sim) as url:
+        b = open_webkit(url, wav)
+        b.login()
+        b.start()
+        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
+        played = b.page.wait_for_function("() => window.voiceApp.lastTruncate", timeout=5_000)
+        sent_ms = next(i.audio_ms for i in sim.sessions[0].session.items if i.id == truncate["item_id"])
+        assert played["itemId"] == truncate["item_id"]
+        # Cut where the listener stopped hearing: never past what the simulator had sent.
+        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
+        assert truncate["audio_end_ms"] <= sent_ms
+        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
+        assert sim.validation_errors == []
+        assert b.page.is_hidden("#error")
+        assert b.errors == []
 
 
 def test_the_pre_flight_check_passes_in_webkit(account, open_webkit, tmp_path):
