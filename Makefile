@@ -48,13 +48,17 @@ simulator: install
 # browser tests. The tests mostly wait on sockets, timers and the browser rather than the CPU, so the
 # three passes together take little longer than the longest alone; each pass's output is printed in one
 # piece when it ends.
-test: install
+# puppeteer-core, at the version the lockfile pins, for the Firefox tests (tests/firefox/bridge.mjs).
+tests/firefox/node_modules/.package-lock.json: tests/firefox/package.json tests/firefox/package-lock.json
+	npm ci --prefix tests/firefox --no-audit --no-fund
+
+test: install tests/firefox/node_modules/.package-lock.json
 	@$(MAKE) --no-print-directory -j3 --output-sync=target test-postgres test-browser test-sqlite
 
 test-postgres: install
 	DATABASE_URL=$(PG_URL) REDIS_URL=$(REDIS_TEST_URL) $(PY) -m pytest -q --durations=8 -m "not browser and not system and not soak"
 
-test-browser: install
+test-browser: install tests/firefox/node_modules/.package-lock.json
 	DATABASE_URL=$(PG_BROWSER_URL) REDIS_URL=$(REDIS_BROWSER_TEST_URL) $(PY) -m pytest -q --durations=8 -m "browser or system or soak"
 
 test-sqlite: install
