@@ -228,6 +228,8 @@ class VoicePreferences(models.Model):
     temperature = models.FloatField(default=0.8)
     # Record conversations (both sides) so they can be played back from the history.
     record = models.BooleanField(default=True)
+    # Names of the site's tools this user turned off: a new tool the site adds is on until they turn it off.
+    tools_disabled = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

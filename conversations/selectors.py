@@ -73,7 +73,10 @@ def preferences_for_user_id(*, user_id: Any) -> Preferences:
     row = VoicePreferences.objects.filter(user_id=user_id).first()
     if row is None:
         return preferences_default()
-    return _available_now(Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS}))
+    saved = {name: getattr(row, name) for name in PREFERENCE_FIELDS}
+    # Stored as a JSON list; the preferences are frozen, so a tuple.
+    saved["tools_disabled"] = tuple(name for name in saved["tools_disabled"] if isinstance(name, str))
+    return _available_now(Preferences(**saved))
 
 
 @dataclasses.dataclass(frozen=True)
