@@ -730,6 +730,12 @@ class RelayCore:
                 self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out)
                 self._answer_batch(item.response_id, out)
 
+    def cancel_tools(self) -> list[Effect]:
+        """The user stopped the conversation: running calls are cancelled as by a barge-in."""
+        out: list[Effect] = []
+        self._cancel_tools(out)
+        return out
+
     def end_tools(self) -> list[Effect]:
         """The conversation ends: stop running calls and store them as interrupted (no session will hear of it)."""
         out: list[Effect] = []
