@@ -188,8 +188,9 @@ def _best_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
         def score(item: tuple[str, list[dict[str, Any]]], depth: int = depth) -> tuple[bool, int]:
             # A branch whose own `type`/`role` literal mismatched is the wrong branch, not a near miss.
-            # So is a string-literal branch given an object: `{"type": "function"}` for a tool_choice
-            # is a function choice missing its name, not a misspelt "auto" (Azure-Samples/aoai-realtime-audio-sdk#132).
+            # So is a string-literal branch given an object: a tool_choice `{"type": "function"}`
+            # is a function choice missing its name, not a misspelt "auto" (as Azure reports it:
+            # Azure-Samples/aoai-realtime-audio-sdk#132).
             _, es = item
             mismatch = any(
                 e["type"] == "literal_error"

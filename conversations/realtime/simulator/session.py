@@ -87,7 +87,8 @@ class Run:
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    calls: list[tools.Call] = field(default_factory=list)  # a function-call response makes these instead of speaking
+    # A function-call response makes these calls instead of speaking.
+    calls: list[tools.Call] = field(default_factory=list)
 
 
 class ClientError(Exception):
@@ -519,7 +520,8 @@ class SimulatedSession:
                 "invalid_value", f"Item with id '{item_id}' already exists.", "item.id"
             )
         tools.check_item(payload)
-        if payload.get("type") == "function_call_output" and payload["call_id"] not in self._call_names():
+        is_output = payload.get("type") == "function_call_output"
+        if is_output and payload["call_id"] not in self._call_names():
             # What the service answers (livekit/agents#3344, OpenAI community forum): code
             # invalid_tool_call_id, no param.
             raise ClientError(
@@ -527,7 +529,8 @@ class SimulatedSession:
                 f"Tool call ID '{payload['call_id']}' not found in conversation.",
             )
         if payload.get("type") == "function_call":
-            payload.setdefault("call_id", new_id("call", 16))  # seeded calls may leave it to the server
+            # A seeded call may leave its id to the server.
+            payload.setdefault("call_id", new_id("call", 16))
         payload.update(id=item_id, object="realtime.item", status="completed")
         texts = [
             part.get("text") or part.get("transcript") or ""
@@ -659,7 +662,7 @@ class SimulatedSession:
             pass
 
     def _unanswered(self) -> tuple[Item | None, list[Item]]:
-        """The latest user item no assistant message has answered yet (or None), and the items after it."""
+        """The latest user item no assistant message answered (or None), and the items after it."""
         for index in range(len(self.items) - 1, -1, -1):
             item = self.items[index]
             if item.role in ("user", "assistant"):
@@ -667,7 +670,7 @@ class SimulatedSession:
         return None, list(self.items)
 
     def _choose_calls(self, override: dict[str, Any]) -> list[tools.Call]:
-        """The function calls a new response makes (see tools.choose_calls); [] for a spoken answer."""
+        """The function calls a new response makes (tools.choose_calls); [] for a spoken answer."""
         declared = override.get("tools", self.session.get("tools") or [])
         choice = override.get("tool_choice", self.session.get("tool_choice", "auto"))
         parallel = override.get("parallel_tool_calls", True) is not False
@@ -678,7 +681,7 @@ class SimulatedSession:
         return tools.choose_calls(text, declared, choice, parallel=parallel)
 
     def reply_text(self) -> str:
-        """The deterministic reply to the latest user item, or to the function outputs after it (see docs/simulator.md)."""
+        """The deterministic reply to the latest user item or the outputs after it (see docs)."""
         user, after = self._unanswered()
         names = self._call_names()
         outputs = [
@@ -877,7 +880,7 @@ class SimulatedSession:
     async def _call_functions(
         self, run: Run, response: Callable[..., dict[str, Any]], history: list[Item]
     ) -> None:
-        """Stream the response's function calls in the service's order; the client then sends their outputs."""
+        """Stream the response's function calls in the service's order; the client answers them."""
         items: list[Item] = []
         for index, call in enumerate(run.calls):
             if run.cancel_reason:
@@ -895,16 +898,27 @@ class SimulatedSession:
             added = {"response_id": run.id, "output_index": index, "item": item.payload}
             await self.send({"type": "response.output_item.added", **added})
             await self._announce_item(item, previous, done=False)
-            where = {"response_id": run.id, "item_id": item_id, "output_index": index, "call_id": call_id}
+            where = {
+                "response_id": run.id,
+                "item_id": item_id,
+                "output_index": index,
+                "call_id": call_id,
+            }
             for delta in tools.argument_chunks(call.arguments):
-                await self.send({"type": "response.function_call_arguments.delta", **where, "delta": delta})
+                await self.send(
+                    {"type": "response.function_call_arguments.delta", **where, "delta": delta}
+                )
                 item.text += delta
-                # The model takes a moment per chunk: long enough, paced, for a barge-in to land mid-call.
+                # The model takes a moment per chunk: paced, a barge-in can land mid-call.
                 await self._pause(run, 0.05 if self.options.realtime_pacing else 0)
                 if run.cancel_reason:
                     break
-            # Sent even when cancelled, with what was streamed (the types say so). GA also names the function.
-            done = {"type": "response.function_call_arguments.done", **where, "arguments": item.text}
+            # Sent even when cancelled, with what was streamed (so the types say); GA adds the name.
+            done = {
+                "type": "response.function_call_arguments.done",
+                **where,
+                "arguments": item.text,
+            }
             if self.dialect == GA:
                 done["name"] = call.name
             await self.send(done)
@@ -914,7 +928,11 @@ class SimulatedSession:
             await self.send({"type": "response.output_item.done", **added})
             if self.dialect == GA:
                 await self.send(
-                    {"type": "conversation.item.done", "previous_item_id": previous, "item": item.payload}
+                    {
+                        "type": "conversation.item.done",
+                        "previous_item_id": previous,
+                        "item": item.payload,
+                    }
                 )
         await self._finish(run, response, history, items, "".join(item.text for item in items))
 

@@ -1,5 +1,6 @@
-"""Function calling in the simulator: declarations checked, calls chosen from the user's words, outputs answered.
+"""Function calling in the simulator: declarations checked, calls chosen, outputs answered.
 
+The simulated model calls a declared function when the user's last words name its purpose.
 Everything here is pure (no I/O): `session.py` streams the calls and carries the items.
 """
 
@@ -13,7 +14,7 @@ from typing import Any
 
 from ..schema import SchemaError, _type_message
 
-# The service's rule for function names (OpenAI: "string does not match pattern ... '^[a-zA-Z0-9_-]+$'").
+# The service's rule for function names (OpenAI: "string does not match pattern ...").
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]+$")
 MAX_NAME_LENGTH = 64
 TOOL_CHOICE_MODES = ("none", "auto", "required")
@@ -54,17 +55,28 @@ PURPOSES: dict[str, tuple[str, ...]] = {
 }
 # Words that carry no subject: dropped when picking the salient words of a message for a query.
 _STOPWORDS = frozenset(
-    """a an the and or but if of to in on at by for from with about into over under up down out off
-    i me my mine we us our you your yours he him his she her it its they them their this that these those
-    is am are was were be been being do does did done have has had having can could will would shall
-    should may might must what which who whom whose when where why how all any some no not so than too
-    very just also again there here then now please tell told say said saying know knew let lets
-    last week weeks yesterday today tomorrow ago earlier before recently month months year years time
-    day days night morning evening once thing things something anything conversation conversations""".split()
+    """a an the and or but if of to in on at by for from with about into over under up down out
+    off i me my mine we us our you your yours he him his she her it its they them their this
+    that these those is am are was were be been being do does did done have has had having can
+    could will would shall should may might must what which who whom whose when where why how
+    all any some no not so than too very just also again there here then now please tell told
+    say said saying know knew let lets last week weeks yesterday today tomorrow ago earlier
+    before recently month months year years time day days night morning evening once thing
+    things something anything conversation conversations""".split()  # noqa: SIM905 (reads as prose)
 )
-# Purpose words that say *how* to look something up, not *what*: dropped too unless nothing else is left.
+# Purpose words say *how* to look something up, not *what*: dropped unless nothing else is left.
 _PURPOSE_WORDS = frozenset(
-    {"remember", "recall", "remind", "previous", "past", "talked", "discussed", "mention", "mentioned"}
+    {
+        "remember",
+        "recall",
+        "remind",
+        "previous",
+        "past",
+        "talked",
+        "discussed",
+        "mention",
+        "mentioned",
+    }
 )
 
 
@@ -80,7 +92,7 @@ class Call:
 
 
 def check_tools(tools: list[dict[str, Any]], param: str) -> None:
-    """Raise SchemaError for a function declaration the service refuses (the types leave these open)."""
+    """Raise SchemaError for a declaration the service refuses (the types leave these open)."""
     for index, tool in enumerate(tools):
         if tool.get("type", "function") != "function":
             continue  # MCP servers: accepted, but the simulator never calls them
@@ -88,13 +100,15 @@ def check_tools(tools: list[dict[str, Any]], param: str) -> None:
         name = tool.get("name")
         if name is None:
             raise SchemaError(
-                "missing_required_parameter", f"Missing required parameter: '{where}.name'.", f"{where}.name"
+                "missing_required_parameter",
+                f"Missing required parameter: '{where}.name'.",
+                f"{where}.name",
             )
         if not NAME_PATTERN.match(name):
             raise SchemaError(
                 "invalid_value",
-                f"Invalid '{where}.name': string does not match pattern. Expected a string that matches "
-                "the pattern '^[a-zA-Z0-9_-]+$'.",
+                f"Invalid '{where}.name': string does not match pattern. Expected a string that "
+                "matches the pattern '^[a-zA-Z0-9_-]+$'.",
                 f"{where}.name",
             )
         if len(name) > MAX_NAME_LENGTH:
@@ -109,11 +123,13 @@ def check_tools(tools: list[dict[str, Any]], param: str) -> None:
             continue
         if not isinstance(parameters, dict):
             raise SchemaError(
-                "invalid_type", _type_message(f"{where}.parameters", "an object", parameters), f"{where}.parameters"
+                "invalid_type",
+                _type_message(f"{where}.parameters", "an object", parameters),
+                f"{where}.parameters",
             )
         problem = _schema_problem(parameters, ())
         if problem:
-            # OpenAI's wording for a bad function schema ("Invalid schema for function 'x': In context=...").
+            # OpenAI's wording ("Invalid schema for function 'x': In context=...").
             raise SchemaError(
                 "invalid_function_parameters",
                 f"Invalid schema for function '{name}': {problem}",
@@ -122,15 +138,21 @@ def check_tools(tools: list[dict[str, Any]], param: str) -> None:
 
 
 def _schema_problem(schema: dict[str, Any], context: tuple[str, ...]) -> str:
-    """What is wrong with a (sub)schema, in OpenAI's `In context=(...)` style, or "" when it is usable."""
+    """What is wrong with a (sub)schema, in OpenAI's `In context=(...)` style; "" if nothing."""
     kind = schema.get("type")
     if not context and kind is not None and kind != "object":
-        return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: {json.dumps(kind)}'."
+        return (
+            f"schema must be a JSON Schema of 'type: \"object\"', got 'type: {json.dumps(kind)}'."
+        )
     kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
     if any(not isinstance(k, str) or k not in JSON_TYPES for k in kinds):
-        return f"In context={context}, {json.dumps(kind)} is not valid under any of the given schemas."
+        return (
+            f"In context={context}, {json.dumps(kind)} is not valid under any of the given schemas."
+        )
     properties = schema.get("properties", {})
-    if not isinstance(properties, dict) or not all(isinstance(p, dict) for p in properties.values()):
+    if not isinstance(properties, dict) or not all(
+        isinstance(p, dict) for p in properties.values()
+    ):
         return f"In context={context}, 'properties' must be an object of schemas."
     required = schema.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
@@ -156,18 +178,23 @@ def check_tool_choice(dialect: str, choice: Any, tools: list[dict[str, Any]], pa
         if choice.get("name") not in names:
             raise SchemaError(
                 "invalid_value",
-                f"Invalid value for '{param}.name': no function named '{choice.get('name')}' in the tools.",
+                f"Invalid value for '{param}.name': no function named '{choice.get('name')}' "
+                "in the tools.",
                 f"{param}.name",
             )
-    elif dialect == "preview" and isinstance(choice, str):
+    elif (
         # The preview types take any string: a mode, or (the simulator's reading) a function's name.
-        if choice not in TOOL_CHOICE_MODES and choice not in names:
-            raise SchemaError(
-                "invalid_value",
-                f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', 'required' or the name "
-                "of a declared function.",
-                param,
-            )
+        dialect == "preview"
+        and isinstance(choice, str)
+        and choice not in TOOL_CHOICE_MODES
+        and choice not in names
+    ):
+        raise SchemaError(
+            "invalid_value",
+            f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', 'required' or "
+            "the name of a declared function.",
+            param,
+        )
 
 
 def declared_names(tools: list[dict[str, Any]]) -> list[str]:
@@ -182,9 +209,15 @@ def declared_names(tools: list[dict[str, Any]]) -> list[str]:
 # --- choosing calls --------------------------------------------------------------------------
 
 
-def choose_calls(text: str | None, tools: list[dict[str, Any]], tool_choice: Any, *, parallel: bool = True) -> list[Call]:
-    """The calls a response makes for the user's latest words, honouring tool_choice; [] answers in words."""
-    functions = [t for t in tools if t.get("type", "function") == "function" and isinstance(t.get("name"), str)]
+def choose_calls(
+    text: str | None, tools: list[dict[str, Any]], tool_choice: Any, *, parallel: bool = True
+) -> list[Call]:
+    """The calls a response makes for the user's latest words under tool_choice; [] to speak."""
+    functions = [
+        t
+        for t in tools
+        if t.get("type", "function") == "function" and isinstance(t.get("name"), str)
+    ]
     if not functions or tool_choice == "none":
         return []
     forced = _forced(tool_choice, functions)
@@ -197,8 +230,11 @@ def choose_calls(text: str | None, tools: list[dict[str, Any]], tool_choice: Any
         position = _mention(text, tool["name"])
         if position is not None:
             mentioned.append((position, order, tool))
-    # In the order the message asks, so "the time, and what I said about X" calls current_time first.
-    calls = [Call(tool["name"], json.dumps(arguments_for(tool, text))) for _, _, tool in sorted(mentioned)]
+    # In the order asked: "the time, and what I said about X" calls current_time first.
+    calls = [
+        Call(tool["name"], json.dumps(arguments_for(tool, text)))
+        for _, _, tool in sorted(mentioned)
+    ]
     return calls if parallel else calls[:1]
 
 
@@ -211,7 +247,7 @@ def _forced(tool_choice: Any, functions: list[dict[str, Any]]) -> dict[str, Any]
 
 
 def _mention(text: str, name: str) -> int | None:
-    """Where the text first names the tool's purpose (its purpose words, or its own name in words)."""
+    """Where the text first names the tool's purpose (purpose words, or its name as words)."""
     lowered = text.lower().replace("\u2019", "'")
     phrases = PURPOSES.get(name, ()) + (re.sub(r"[_-]+", " ", name).lower().strip(),)
     found = [
@@ -225,7 +261,7 @@ def _mention(text: str, name: str) -> int | None:
 
 
 def salient_words(text: str) -> str:
-    """The words a lookup should search for: the subject after "about", else the message's content words."""
+    """The words to look up: the subject after "about", else the message's content words."""
     words = [w.strip("'-") for w in re.findall(r"[\w'-]+", text.lower().replace("\u2019", "'"))]
     words = [w for w in words if w]
     if "about" in words:
@@ -238,7 +274,7 @@ def salient_words(text: str) -> str:
 
 
 def arguments_for(tool: dict[str, Any], text: str) -> dict[str, Any]:
-    """Arguments that fit the tool's declared schema: the salient words in its text slot, required ones filled."""
+    """Arguments fitting the declared schema: salient words in the text slot, required ones set."""
     schema = tool.get("parameters") if isinstance(tool.get("parameters"), dict) else {}
     properties: dict[str, Any] = schema.get("properties") or {}
     required = [name for name in schema.get("required") or [] if name in properties]
@@ -254,7 +290,7 @@ def arguments_for(tool: dict[str, Any], text: str) -> dict[str, Any]:
 
 
 def _text_slot(properties: dict[str, Any], required: list[str]) -> str | None:
-    """The property that takes the user's words: `query`, else the first required string, else the first string."""
+    """The property for the user's words: `query`, else the first required string, else any."""
     strings = [name for name, sub in properties.items() if "string" in _types(sub)]
     if "query" in strings:
         return "query"
@@ -272,7 +308,7 @@ def _types(schema: dict[str, Any]) -> list[str]:
 
 
 def _value(schema: dict[str, Any], text: str) -> Any:
-    """A value valid for a property schema (enum, const, string, integer, number, boolean, object, array)."""
+    """A value valid for a property schema: enum, const, string, number, boolean, object, array."""
     if "const" in schema:
         return schema["const"]
     if isinstance(schema.get("enum"), list) and schema["enum"]:
@@ -292,7 +328,11 @@ def _value(schema: dict[str, Any], text: str) -> Any:
         return False
     if kind == "object":
         properties = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
-        return {name: _value(properties[name], "") for name in schema.get("required") or [] if name in properties}
+        return {
+            name: _value(properties[name], "")
+            for name in schema.get("required") or []
+            if name in properties
+        }
     if kind == "array":
         items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
         return [_value(items, "") for _ in range(int(schema.get("minItems") or 0))]
@@ -319,7 +359,7 @@ def answer(outputs: list[tuple[str, str]]) -> str:
 
 
 def _answer_one(name: str, output: str) -> str:
-    """One output in words: recall matches, the time, a failure, or a short quote of anything else."""
+    """One output in words: recall matches, the time, a failure, or a short quote of the rest."""
     try:
         value = json.loads(output)
     except (ValueError, TypeError):
@@ -334,13 +374,22 @@ def _answer_one(name: str, output: str) -> str:
         if not matches:
             return "I found nothing about that in your earlier conversations."
         return " ".join(
-            _sentence(f"On {m.get('date') or 'an earlier day'} you said: {_quote(str(m.get('snippet') or m.get('title') or ''))}")
+            _sentence(f"On {m.get('date') or 'an earlier day'} you said: {_quote(_said(m))}")
             for m in matches
         )
     if isinstance(value, dict) and isinstance(value.get("time"), str):
         zone = value.get("time_zone")
-        return _sentence(f"It is {value['time']}" + (f" in {zone}" if isinstance(zone, str) and zone else ""))
-    return _sentence(f"The {_words(name)} tool returned: {_quote(json.dumps(value, ensure_ascii=False))}")
+        return _sentence(
+            f"It is {value['time']}" + (f" in {zone}" if isinstance(zone, str) and zone else "")
+        )
+    return _sentence(
+        f"The {_words(name)} tool returned: {_quote(json.dumps(value, ensure_ascii=False))}"
+    )
+
+
+def _said(match: dict[str, Any]) -> str:
+    """What a recall match quotes: its snippet, else its title."""
+    return str(match.get("snippet") or match.get("title") or "")
 
 
 def _words(name: str) -> str:
@@ -363,16 +412,20 @@ def _sentence(text: str) -> str:
 
 
 def check_item(item: dict[str, Any]) -> None:
-    """Require on function items what the GA types require, in both dialects (the preview types leave it open)."""
+    """Require what the GA types require of function items, in both dialects."""
     needed = {"function_call": ("name", "arguments"), "function_call_output": ("call_id", "output")}
     for field in needed.get(item.get("type") or "", ()):
         if item.get(field) is None:
             raise SchemaError(
-                "missing_required_parameter", f"Missing required parameter: 'item.{field}'.", f"item.{field}"
+                "missing_required_parameter",
+                f"Missing required parameter: 'item.{field}'.",
+                f"item.{field}",
             )
 
 
-def call_item(item_id: str, call_id: str, name: str, arguments: str, *, status: str) -> dict[str, Any]:
+def call_item(
+    item_id: str, call_id: str, name: str, arguments: str, *, status: str
+) -> dict[str, Any]:
     """A function_call item as the service shows it (the same shape in both dialects)."""
     return {
         "id": item_id,
