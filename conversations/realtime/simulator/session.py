@@ -910,7 +910,7 @@ class SimulatedSession:
                 )
                 item.text += delta
                 # The model takes a moment per chunk: paced, a barge-in can land mid-call.
-                await self._pause(run, 0.05 if self.options.realtime_pacing else 0)
+                await self._pause(run, 0.1 if self.options.realtime_pacing else 0)
                 if run.cancel_reason:
                     break
             # Sent even when cancelled, with what was streamed (so the types say); GA adds the name.
