@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import deque
 from typing import Any
 
 import pytest
@@ -711,3 +712,28 @@ def test_any_call_the_simulator_makes_fits_the_declared_schema(
         assert [c["name"] for c in calls] == [tools[0]["name"]]
     if mode == "forced":
         assert [c["name"] for c in calls] == [tools[-1]["name"]]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dialect", DIALECTS)
+async def test_a_spoken_question_scripted_with_next_heard_calls_the_tool(
+    sim: RealtimeSimulator, dialect: str
+) -> None:
+    transcription = (
+        {"audio": {"input": {"transcription": {"model": "gpt-4o-mini-transcribe"}}}}
+        if dialect == "ga"
+        else {"input_audio_transcription": {"model": "whisper-1"}}
+    )
+    async with open_session(sim, dialect) as ws:
+        await start(ws, dialect, [RECALL, CURRENT_TIME], **transcription)
+        sim.next_heard(["What time is it?"])
+        await append_audio(ws, bytes(48 * 200) + tone(0.8, level=0.5) + bytes(48 * 1200))
+        events = await recv_until(ws, dialect, "response.done")
+        (call,) = calls_of(events)
+        assert (call["name"], call["arguments"]) == ("current_time", "{}")
+        completed = "conversation.item.input_audio_transcription.completed"
+        if not any(e["type"] == completed for e in events):
+            events += await recv_until(ws, dialect, completed)
+        assert next(e for e in events if e["type"] == completed)["transcript"] == "What time is it?"
+        # Each scripted text is used once; later turns state their length again.
+        assert sim.options.heard_texts == deque()

@@ -53,6 +53,8 @@ class Options:
     transcription_failures: int = 0  # the next N transcriptions fail, in whichever session
     response_outcomes: deque[str] = field(default_factory=deque)  # one is used per response
     reply_texts: deque[str] = field(default_factory=deque)  # scripted replies, one per response, else derived
+    # What the next committed user audio items say (their transcripts, and what the model hears).
+    heard_texts: deque[str] = field(default_factory=deque)
     reject_session_update_param: str | None = None
     # What `rate_limits.updated` reports (the service's list of requests/tokens limits); None: generous.
     rate_limits: list[dict[str, Any]] | None = None
@@ -69,6 +71,9 @@ class Item:
     text: str = ""
     audio_ms: int = 0
     truncated_ms: int | None = None
+    # What user audio says when a test scripted it (Options.heard_texts): the model hears it even
+    # with transcription off, as the service's model hears audio, so it can ask for a tool.
+    heard: str | None = None
 
     @property
     def heard_ms(self) -> int:
@@ -423,7 +428,10 @@ class SimulatedSession:
             }
         )
         audio_ms = len(pcm) // BYTES_PER_MS
-        item = Item(item_id, "user", "audio", dialects.user_audio_item(item_id), audio_ms=audio_ms)
+        heard = self.options.heard_texts.popleft() if self.options.heard_texts else None
+        item = Item(
+            item_id, "user", "audio", dialects.user_audio_item(item_id), audio_ms=audio_ms, heard=heard
+        )
         self.items.append(item)
         await self._announce_item(item, previous)
         settings = dialects.transcription(self.dialect, self.session)
@@ -460,7 +468,7 @@ class SimulatedSession:
                     }
                 )
                 return
-            transcript = user_transcript(item.audio_ms)
+            transcript = item.heard if item.heard is not None else user_transcript(item.audio_ms)
             item.text = transcript
             item.payload["content"][0]["transcript"] = transcript
             base = {"item_id": item.id, "content_index": 0}
@@ -675,7 +683,7 @@ class SimulatedSession:
         choice = override.get("tool_choice", self.session.get("tool_choice", "auto"))
         parallel = override.get("parallel_tool_calls", True) is not False
         user, after = self._unanswered()
-        text = user.text if user is not None else None
+        text = None if user is None else user.heard if user.heard is not None else user.text
         if choice == "auto" and any(item.role == "function_call" for item in after):
             return []  # the user's words were already answered with calls: now their outputs are
         return tools.choose_calls(text, declared, choice, parallel=parallel)
