@@ -533,11 +533,11 @@ class RelayCore:
         out.append(ToBrowser(m))
 
     def _up_speech_started(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
-        self._cancel_tools(out)  # barge-in: the user's new turn replaces what the tool was for
         s.user_speaking = True
         if m.get("item_id"):
             s.speech_start_ms[m["item_id"]] = m["audio_start_ms"]
         out.append(ToBrowser({"type": "speech_started", "audio_start_ms": m["audio_start_ms"]}))
+        self._cancel_tools(out)  # barge-in (after the page heard to stop playing): the user's new turn comes first
 
     def _up_speech_stopped(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.user_speaking = False
