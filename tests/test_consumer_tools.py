@@ -150,3 +150,16 @@ async def test_speaking_while_a_tool_runs_cancels_it_and_the_model_is_not_asked_
     turns = await stored_turns(seen.of_type("ready")[0]["conversation_id"])
     assert [(t.tool_name, t.status) for t in turns if t.role == "tool"] == [("slow_lookup", "cancelled")]
     assert use_simulator.validation_errors == []
+
+
+async def test_stop_while_a_tool_runs_cancels_it_and_stores_it_as_cancelled(dialect, use_simulator, cookie):
+    comm = communicator(cookie)
+    await comm.connect()
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    seen = await say(comm, seen, "Do a slow lookup.", lambda s: bool(s.of_type("tool_started")))
+    await comm.disconnect(code=1000)  # Stop
+    tools_for_tests.release.set()
+    turns = await stored_turns(seen.of_type("ready")[0]["conversation_id"])
+    tool = [t for t in turns if t.role == "tool"][0]
+    assert (tool.tool_name, tool.status, json.loads(tool.tool_output)["error"]) == ("slow_lookup", "cancelled", "cancelled")
+    assert use_simulator.validation_errors == []

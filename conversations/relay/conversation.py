@@ -808,11 +808,16 @@ class LiveConversation:
 
     async def _end_tools(self, *, cancelled: bool) -> None:
         """The conversation ends: running calls are stopped and stored (cancelled or interrupted), their tasks awaited."""
+        tasks = list(self._tool_tasks.values())  # (carrying out a CancelTool drops its task from the dict)
+        # Results that waited for a session are kept as they came; the model will not hear them now.
+        effects: list[Effect] = []
+        for call_id, result in self._tool_results:
+            effects += self.core.tool_finished(call_id, result.output, ok=result.ok, summary=result.summary)
         self._tool_results.clear()
-        effects = self.core.cancel_tools() if cancelled else self.core.end_tools()
+        effects += self.core.cancel_tools() if cancelled else self.core.end_tools()
         with contextlib.suppress(UpstreamError):
             await self._carry_out([e for e in effects if not isinstance(e, ToUpstream)], None)
-        tasks, self._tool_tasks = list(self._tool_tasks.values()), {}
+        self._tool_tasks = {}
         for task in tasks:
             task.cancel()
         if tasks:
