@@ -649,7 +649,7 @@ class RelayCore:
             self._write_call(item_id, call, out)
             if not call.call_id:
                 # No output can name it: the model is not waiting for one.
-                self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out, send=False)
+                self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out, send=False, tell=False)
             elif not completed or not call.complete or call.cancel_wanted:
                 self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out, tell=False)
             elif call.name not in self.tool_names:
