@@ -211,3 +211,37 @@ def test_with_every_tool_off_site_wide_the_page_has_no_tools_section(logged_in, 
 def test_the_tools_section_is_translated(logged_in):
     page = logged_in.get("/settings/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
     assert "An frühere Gespräche erinnern" in page and "Werkzeuge" in page
+
+
+# --- The README's example ------------------------------------------------------------------------
+
+
+def test_the_readme_example_tool_works_as_documented(tmp_path, monkeypatch, settings, user):
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("## Tools (function calling)"):]
+    code = re.search(r"```python\n# myproject/tools.py\n(.*?)```", section, re.S).group(1)
+    setting = re.search(r"^(REALTIME_TOOLS=\S+)", section, re.M).group(1)
+    (tmp_path / "myproject").mkdir()
+    (tmp_path / "myproject" / "__init__.py").write_text("")
+    (tmp_path / "myproject" / "tools.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "myproject", raising=False)
+    monkeypatch.delitem(sys.modules, "myproject.tools", raising=False)
+    settings.REALTIME_TOOLS = setting.split("=", 1)[1].split(",")
+
+    assert tools_settings_check(None) == []
+    registry = tools_for_user(user=user)
+    declaration = registry.declarations()[-1]
+    assert declaration["name"] == "weather"
+    assert declaration["description"] == "Today's weather in a city."
+    assert declaration["parameters"]["required"] == ["city"]
+    assert declaration["parameters"]["properties"]["unit"]["enum"] == ["celsius", "fahrenheit"]
+    context = ToolContext(user_id=user.pk, conversation_id="c", time_zone="UTC")
+    assert json.loads(asyncio.run(registry.run("weather", '{"city": "Lisbon"}', context)).output) == {
+        "city": "Lisbon", "temperature": 21, "unit": "celsius"}
+    failed = asyncio.run(registry.run("weather", '{"city": "Atlantis"}', context))
+    assert json.loads(failed.output) == {"error": "weather failed: There is no weather in Atlantis."}
+    assert registry.working_text("weather") == "Looking at the weather…"
