@@ -159,7 +159,8 @@ def form_data(*, tools: list[str]) -> dict:
 
 def boxes(page: str) -> dict[str, bool]:
     """Each tool's checkbox on the page: ticked or not."""
-    return {m.group(1): " checked" in m.group(0) for m in re.finditer(r'<input type="checkbox" name="tools" value="(\w+)"[^>]*>', page)}
+    found = re.finditer(r'<input type="checkbox" name="tools" value="(\w+)"[^>]*>', page)
+    return {m.group(1): " checked" in m.group(0) for m in found}
 
 
 def test_the_settings_page_shows_each_tool_ticked_with_its_label(logged_in):

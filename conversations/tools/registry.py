@@ -147,7 +147,7 @@ def tool(
     summarize: Callable[[Any, dict[str, Any]], str] | None = None,
     timeout: float | None = None,
 ) -> Any:
-    """Make a Tool of a typed function (`@tool` or `@tool(name=...)`): schema from its type hints, description from its docstring.
+    """Make a Tool of a typed function (`@tool`, `@tool(...)`): its schema from type hints, description from docstring.
 
     A parameter annotated `ToolContext` receives the caller's context and is not part of the schema.
     `arguments` declares the schema explicitly instead, as a pydantic model whose fields are the
@@ -177,7 +177,7 @@ def tool(
 def _arguments_model(
     function: Callable[..., Any], name: str, declared: type[pydantic.BaseModel] | None
 ) -> tuple[type[pydantic.BaseModel], str | None]:
-    """The pydantic model of the function's arguments (from its signature, or the declared one) and its context parameter."""
+    """The model of the function's arguments (from its signature, or the declared one) and its context parameter."""
     try:
         signature = inspect.signature(function)
         hints = get_type_hints(function, include_extras=True)
