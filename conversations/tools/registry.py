@@ -130,7 +130,8 @@ class Tool:
 
 def _describe(error: Mapping[str, Any]) -> str:
     """One validation error as "argument: what is wrong", without the value the model sent."""
-    place = ".".join(str(part) for part in error.get("loc", ())) or "arguments"
+    # The model chose the names of extra arguments: a long one is cut.
+    place = ".".join(str(part)[:64] for part in error.get("loc", ())) or "arguments"
     return f"{place}: {error.get('msg', 'invalid')}"
 
 
@@ -146,7 +147,7 @@ def tool(
     summarize: Callable[[Any, dict[str, Any]], str] | None = None,
     timeout: float | None = None,
 ) -> Any:
-    """Make a Tool of a typed function (`@tool` or `@tool(name=...)`): schema from its type hints, description from its docstring.
+    """Make a Tool of a typed function (`@tool`, `@tool(...)`): its schema from type hints, description from docstring.
 
     A parameter annotated `ToolContext` receives the caller's context and is not part of the schema.
     `arguments` declares the schema explicitly instead, as a pydantic model whose fields are the
@@ -176,7 +177,7 @@ def tool(
 def _arguments_model(
     function: Callable[..., Any], name: str, declared: type[pydantic.BaseModel] | None
 ) -> tuple[type[pydantic.BaseModel], str | None]:
-    """The pydantic model of the function's arguments (from its signature, or the declared one) and its context parameter."""
+    """The model of the function's arguments (from its signature, or the declared one) and its context parameter."""
     try:
         signature = inspect.signature(function)
         hints = get_type_hints(function, include_extras=True)
@@ -375,28 +376,41 @@ class ToolRegistry:
         return self._translate(TOOL_DONE) % {"tool": self.label(item.name)}
 
     def _failure(self, message: str, summary: str, tool_name: str) -> ToolResult:
-        """An error result: the message for the model as JSON, the summary translated for the page."""
-        output = self._limited(json.dumps({"error": message}, ensure_ascii=False))
+        """An error result: the message for the model as JSON (cut to fit), the summary translated for the page."""
+        output = _longest_fit(lambda keep: json.dumps({"error": _cut(message, keep)}, ensure_ascii=False),
+                              len(message), self.max_output_chars)
         return ToolResult(output=output, ok=False, summary=self._translate(summary) % {"tool": tool_name})
 
     def _limited(self, output: str) -> str:
         """The output, or, past the limit, a JSON object with its beginning that fits (still valid JSON)."""
-        limit = self.max_output_chars
-        if len(output) <= limit:
+        if len(output) <= self.max_output_chars:
             return output
-        def wrapped(keep: int) -> str:
-            return json.dumps(
+        return _longest_fit(
+            lambda keep: json.dumps(
                 {"truncated": True, "note": f"Only the first {keep} of {len(output)} characters of the output.",
                  "partial_output": output[:keep]},
                 ensure_ascii=False,
-            )
+            ),
+            len(output), self.max_output_chars,
+        )
 
-        # The longest beginning that fits once escaped (quotes and backslashes double): a binary search.
-        low, high = 0, limit
-        while low < high:
-            middle = (low + high + 1) // 2
-            if len(wrapped(middle)) <= limit:
-                low = middle
-            else:
-                high = middle - 1
-        return wrapped(low)
+
+def _cut(text: str, keep: int) -> str:
+    """The text's first `keep` characters, with an ellipsis when that is not all of it."""
+    return text if keep >= len(text) else text[:keep] + "…"
+
+
+def _longest_fit(render: Callable[[int], str], length: int, limit: int) -> str:
+    """render(keep) for the largest keep (up to length) whose text fits the limit; escaping makes it a search.
+
+    Quotes and backslashes double when escaped, so how much fits depends on what is kept. The rendered
+    length grows with keep, so a binary search finds it in a few renders.
+    """
+    low, high = 0, min(length, limit)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(render(middle)) <= limit:
+            low = middle
+        else:
+            high = middle - 1
+    return render(low)

@@ -59,7 +59,7 @@ def _site_tools(paths: tuple[str, ...], disabled: tuple[str, ...]) -> tuple[Tool
 
 
 def site_tools() -> tuple[Tool, ...]:
-    """The site's tools: the built-ins and REALTIME_TOOLS, less REALTIME_TOOLS_DISABLED; ImproperlyConfigured if wrong."""
+    """The built-ins and REALTIME_TOOLS, less REALTIME_TOOLS_DISABLED; ImproperlyConfigured if they are wrong."""
     return _site_tools(tuple(settings.REALTIME_TOOLS), tuple(settings.REALTIME_TOOLS_DISABLED))
 
 
