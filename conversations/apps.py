@@ -11,3 +11,4 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         """Register system checks and signal handlers."""
         from . import checks, signals  # noqa: F401
+        from .tools import checks as tool_checks  # noqa: F401

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -101,15 +102,30 @@ class PreferencesForm(forms.Form):
         ),
     )
 
+    # Ticked: the assistant may call that tool. Stored the other way round (tools_disabled), so a tool the
+    # site adds later is on until the user turns it off.
+    tools = forms.MultipleChoiceField(
+        label=_("Tools the assistant may use"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("While you talk, the assistant may use these. Remembering searches only your own conversations."),
+    )
+
     def __init__(
         self,
         *args: Any,
         dialect: str,
         transcription_models: tuple[str, ...] = options.TRANSCRIPTION_MODELS,
+        tools: Sequence[tuple[str, str]] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.dialect = dialect
+        if tools:
+            self.fields["tools"].choices = list(tools)
+        else:
+            # The site has no tool on: nothing to choose.
+            del self.fields["tools"]
         self.fields["voice"].choices = [(v, v.capitalize()) for v in options.voices_for(dialect)]
         # On Azure the only choice is the configured transcription deployment; none means transcription is off.
         self.transcription_off = not transcription_models
@@ -123,14 +139,26 @@ class PreferencesForm(forms.Form):
 
     @classmethod
     def for_preferences(
-        cls, prefs: Preferences, *, dialect: str, transcription_models: tuple[str, ...] = options.TRANSCRIPTION_MODELS
+        cls,
+        prefs: Preferences,
+        *,
+        dialect: str,
+        transcription_models: tuple[str, ...] = options.TRANSCRIPTION_MODELS,
+        tools: Sequence[tuple[str, str]] = (),
     ) -> PreferencesForm:
         """An unbound form showing the saved preferences."""
-        return cls(initial=dataclasses.asdict(prefs), dialect=dialect, transcription_models=transcription_models)
+        initial = dataclasses.asdict(prefs)
+        initial["tools"] = [name for name, _label in tools if name not in prefs.tools_disabled]
+        return cls(initial=initial, dialect=dialect, transcription_models=transcription_models, tools=tools)
 
     def to_preferences(self, current: Preferences) -> Preferences:
         """The validated preferences; fields this dialect hides keep their current values."""
         data = {k: v for k, v in self.cleaned_data.items() if k in self.fields}
+        if "tools" in data:
+            offered = {name for name, _label in self.fields["tools"].choices}
+            # Names the form did not offer (a tool the site turned off for now) keep the user's choice.
+            kept = {name for name in current.tools_disabled if name not in offered}
+            data["tools_disabled"] = tuple(sorted(kept | (offered - set(data.pop("tools")))))
         return current.with_changes(**data)
 
     def error_dict(self) -> dict[str, list[str]]:

@@ -58,11 +58,14 @@ class Conversation(models.Model):
 
 
 class Turn(models.Model):
-    """One item of a conversation: something the user or the assistant said (or typed)."""
+    """One item of a conversation: something the user or the assistant said (or typed), or a tool the model called."""
 
     class Role(models.TextChoices):
         USER = "user", "User"
         ASSISTANT = "assistant", "Assistant"
+        # A function call with its output, in one row: `text` stays empty, so the history search (and `recall`)
+        # finds only what people said.
+        TOOL = "tool", "Tool"
 
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
     role = models.CharField(max_length=16, choices=Role.choices)
@@ -77,11 +80,19 @@ class Turn(models.Model):
     # For an interrupted reply: the audio the service had sent when it was cut, so the history page can
     # estimate how much of the text was heard. 0 when unknown (turns stored before this was recorded).
     generated_ms = models.PositiveIntegerField(default=0)
-    # Empty when whole; "failed" or "incomplete" for a reply, "transcription_failed" for a user turn.
+    # Empty when whole; "failed" or "incomplete" for a reply, "transcription_failed" for a user turn; for a tool
+    # call "failed" (it gave the model an error), "cancelled" (the user moved on) or "interrupted" (the end came).
     status = models.CharField(max_length=24, blank=True)
     status_reason = models.CharField(max_length=200, blank=True)
     # Where the turn starts in the conversation's recording (ms); null when it was not recorded.
     recording_ms = models.PositiveIntegerField(null=True, blank=True)
+    # Role "tool" only: the call as the model made it, what it gave the model (JSON text; empty while it runs,
+    # or when its conversation was cut off), and what it did in plain words for people.
+    tool_call_id = models.CharField(max_length=128, blank=True)
+    tool_name = models.CharField(max_length=64, blank=True)
+    tool_arguments = models.TextField(blank=True)
+    tool_output = models.TextField(blank=True)
+    tool_summary = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -228,6 +239,8 @@ class VoicePreferences(models.Model):
     temperature = models.FloatField(default=0.8)
     # Record conversations (both sides) so they can be played back from the history.
     record = models.BooleanField(default=True)
+    # Names of the site's tools this user turned off: a new tool the site adds is on until they turn it off.
+    tools_disabled = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -73,7 +73,10 @@ def preferences_for_user_id(*, user_id: Any) -> Preferences:
     row = VoicePreferences.objects.filter(user_id=user_id).first()
     if row is None:
         return preferences_default()
-    return _available_now(Preferences(**{name: getattr(row, name) for name in PREFERENCE_FIELDS}))
+    saved = {name: getattr(row, name) for name in PREFERENCE_FIELDS}
+    # Stored as a JSON list; the preferences are frozen, so a tuple.
+    saved["tools_disabled"] = tuple(name for name in saved["tools_disabled"] if isinstance(name, str))
+    return _available_now(Preferences(**saved))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,6 +100,9 @@ def conversation_for_relay(*, user: AbstractBaseUser, conversation_id: Any) -> S
         StoredTurn(
             item_id=t.item_id, role=t.role, position=t.position, text=t.text,
             interrupted=t.interrupted, audio_ms=t.audio_ms, status=t.status,
+            call_id=t.tool_call_id, tool_name=t.tool_name, arguments=t.tool_arguments,
+            # A call stored without its output was cut off by the end of its conversation.
+            output=t.tool_output or None, summary=t.tool_summary,
         )
         for t in conversation.turns.order_by("position")
     ]
@@ -396,6 +402,9 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             cost=Subquery(usage.filter(priced=True).values("cost")[:1]),
         )
     )
+    turns = list(turns)
+    # A response that spoke and called a tool shows its tokens once, on what it said.
+    spoken = {t.response_id for t in turns if t.role != Turn.Role.TOOL and t.response_id}
     lines = []
     for turn in turns:
         split = None
@@ -403,8 +412,11 @@ def transcript_of(*, conversation: Conversation) -> Transcript:
             split = heard_split(turn.text, heard_ms=turn.audio_ms, generated_ms=turn.generated_ms)
         # The journal writes rows a moment after the fact; a turn never starts before its conversation.
         offset = max(turn.offset or datetime.timedelta(0), datetime.timedelta(0))
-        line = TranscriptLine(turn, offset, turn.tokens if turn.response_id else None, bool(turn.tokens_estimated),
-                              cost=turn.cost if turn.response_id else None)
+        counted = bool(turn.response_id) and (turn.role != Turn.Role.TOOL or turn.response_id not in spoken)
+        if counted and turn.role == Turn.Role.TOOL:
+            spoken.add(turn.response_id)  # several calls of one response: counted on the first
+        line = TranscriptLine(turn, offset, turn.tokens if counted else None, bool(turn.tokens_estimated),
+                              cost=turn.cost if counted else None)
         if split is not None:
             line = dataclasses.replace(line, heard=split[0], unheard=split[1], heard_share=split[2])
         lines.append(line)
@@ -453,7 +465,7 @@ def conversation_export(*, conversation: Conversation, exported_at: Any) -> dict
         "id", "title", "started_at", "ended_at", "status", "provider", "deployment", "dialect", "settings", "error")}
     turns = Turn.objects.filter(conversation=conversation).order_by("position").values(
         "role", "position", "text", "created_at", "interrupted", "audio_ms", "status", "status_reason", "response_id",
-        "generated_ms", "recording_ms")
+        "generated_ms", "recording_ms", "tool_call_id", "tool_name", "tool_arguments", "tool_output", "tool_summary")
     usage = Usage.objects.filter(conversation=conversation).order_by("created_at", "pk").values(
         "response_id", "model", "status", *TOKEN_FIELDS, "estimated", "created_at", "cost", "priced")
     return build_document(conversation=row, turns=turns, usage=usage, exported_at=exported_at)

@@ -19,6 +19,7 @@ from . import live, selectors
 from .models import Conversation, RecordingChunk, Turn, Usage, VoicePreferences
 from .realtime.options import Preferences
 from .realtime.protocol import Usage as UsageCounts
+from .realtime.protocol import storable_text
 from .relay.effects import (
     ConversationEnded,
     JournalOp,
@@ -28,6 +29,8 @@ from .relay.effects import (
     TurnOutcome,
     TurnRecorded,
     TurnText,
+    TurnToolCall,
+    TurnToolOutput,
     UsageRecorded,
 )
 
@@ -164,6 +167,20 @@ def turn_set_outcome(*, conversation_id: Any, item_id: str, status: str, reason:
     """Store that an item did not come out whole (failed or incomplete reply, failed transcription)."""
     Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(
         status=status[:24], status_reason=reason[:200]
+    )
+
+
+def turn_set_tool_call(*, conversation_id: Any, item_id: str, call_id: str, name: str, arguments: str) -> None:
+    """Store what a function call turn asked for: its call id, the tool's name and the arguments the model wrote."""
+    Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(
+        tool_call_id=call_id[:128], tool_name=name[:64], tool_arguments=storable_text(arguments)
+    )
+
+
+def turn_set_tool_output(*, conversation_id: Any, item_id: str, output: str, summary: str, status: str = "") -> None:
+    """Store what a function call gave the model, what it did in plain words, and how it ended."""
+    Turn.objects.filter(conversation_id=conversation_id, item_id=item_id).update(
+        tool_output=storable_text(output), tool_summary=storable_text(summary)[:1000], status=status[:24]
     )
 
 
@@ -321,6 +338,12 @@ def journal_apply_one(*, conversation_id: Any, op: JournalOp) -> None:
                            generated_ms=op.generated_ms)
         case TurnOutcome():
             turn_set_outcome(conversation_id=cid, item_id=op.item_id, status=op.status, reason=op.reason)
+        case TurnToolCall():
+            turn_set_tool_call(conversation_id=cid, item_id=op.item_id, call_id=op.call_id, name=op.name,
+                               arguments=op.arguments)
+        case TurnToolOutput():
+            turn_set_tool_output(conversation_id=cid, item_id=op.item_id, output=op.output, summary=op.summary,
+                                 status=op.status)
         case UsageRecorded():
             usage_record(conversation_id=cid, response_id=op.response_id, model=op.model, status=op.status,
                          usage=op.usage, estimated=op.estimated)

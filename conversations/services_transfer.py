@@ -13,7 +13,7 @@ from django.db import IntegrityError, transaction
 from . import selectors
 from .models import Conversation, Turn, Usage
 from .pricing import Price
-from .transfer.format import ImportedConversation, ImportedUsage
+from .transfer.format import ImportedConversation, ImportedTurn, ImportedUsage
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +37,15 @@ def _cost(usage: ImportedUsage, *, deployment: str, prices: list[Price]) -> dict
     return {"cost": cost.usd, "priced": cost.priced, "price_id": cost.price.id if cost.price else None}
 
 
+def _tool_fields(turn: ImportedTurn) -> dict[str, str]:
+    """The columns of an imported tool turn's call (none for what people said)."""
+    call = turn.tool
+    if call is None:
+        return {}
+    return {"tool_call_id": call.call_id, "tool_name": call.name, "tool_arguments": call.arguments,
+            "tool_output": call.output, "tool_summary": call.summary}
+
+
 def _store(*, user: AbstractBaseUser, imported: ImportedConversation, prices: list[Price]) -> Conversation:
     conversation = Conversation.objects.create(
         user=user, title=imported.title, status=Conversation.Status.ENDED, provider=imported.provider,
@@ -54,7 +63,8 @@ def _store(*, user: AbstractBaseUser, imported: ImportedConversation, prices: li
     turns = Turn.objects.bulk_create(
         Turn(conversation=conversation, role=t.role, position=t.position, item_id=f"{prefix}{t.position}",
              response_id=t.response_id, text=t.text, interrupted=t.interrupted, audio_ms=t.audio_ms,
-             generated_ms=t.generated_ms, recording_ms=None, status=t.status, status_reason=t.status_reason)
+             generated_ms=t.generated_ms, recording_ms=None, status=t.status, status_reason=t.status_reason,
+             **_tool_fields(t))
         for t in imported.turns
     )
     dated = []

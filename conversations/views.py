@@ -17,8 +17,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import selectors, services
 from .forms import DeleteAllDataForm, HistoryFilterForm, PreferencesForm, RenameForm
-from .models import Conversation
+from .models import Conversation, Turn
 from .realtime import options
+from .tools.selectors import tool_choices
 from .upstream import configured_dialect, transcription_models
 
 
@@ -32,7 +33,8 @@ def talk(request: HttpRequest) -> HttpResponse:
         if conversation is None:
             # Someone else's conversation and a malformed id look the same: not found.
             raise Http404("No such conversation.")
-        turns = list(selectors.turns_of(conversation=conversation))
+        # What was said; tool calls are left to the page's own tool lines (the `history` message carries them).
+        turns = [t for t in selectors.turns_of(conversation=conversation) if t.role != Turn.Role.TOOL]
     prefs = selectors.preferences_for(user=request.user)
     context = {
         "ws_path": "/ws/talk/",
@@ -40,7 +42,7 @@ def talk(request: HttpRequest) -> HttpResponse:
         "conversation_id": str(conversation.pk) if conversation else "",
         "turns": turns,
         "settings_form": PreferencesForm.for_preferences(
-            prefs, dialect=configured_dialect(), transcription_models=transcription_models()
+            prefs, dialect=configured_dialect(), transcription_models=transcription_models(), tools=tool_choices()
         ),
         "presets": options.PRESETS,
     }
@@ -143,12 +145,12 @@ def delete_my_data(request: HttpRequest) -> HttpResponse:
 def preferences(request: HttpRequest) -> HttpResponse:
     """Show and save the user's conversation settings; answers JSON to the talk page's panel."""
     current = selectors.preferences_for(user=request.user)
-    dialect, models = configured_dialect(), transcription_models()
+    dialect, models, tools = configured_dialect(), transcription_models(), tool_choices()
     wants_json = "application/json" in request.headers.get("Accept", "")
     if request.method == "GET":
-        form = PreferencesForm.for_preferences(current, dialect=dialect, transcription_models=models)
+        form = PreferencesForm.for_preferences(current, dialect=dialect, transcription_models=models, tools=tools)
         return render(request, "conversations/settings.html", {"form": form, "presets": options.PRESETS})
-    form = PreferencesForm(request.POST, dialect=dialect, transcription_models=models)
+    form = PreferencesForm(request.POST, dialect=dialect, transcription_models=models, tools=tools)
     if not form.is_valid():
         if wants_json:
             return JsonResponse({"ok": False, "errors": form.error_dict()}, status=400)

@@ -82,7 +82,7 @@ async def test_audio_at_ten_times_real_time_is_closed_with_1008_while_another_co
 ):
     flooder, calm = communicator(cookie), communicator(other_cookie)
     flooded, steady = await _ready(flooder), await _ready(calm)
-    flooded = await _say(flooder, flooded, "Remember this")
+    flooded = await _say(flooder, flooded, "Note this")
     conversation_id = flooded.of_type("ready")[0]["conversation_id"]
 
     stop = asyncio.Event()
@@ -103,7 +103,7 @@ async def test_audio_at_ten_times_real_time_is_closed_with_1008_while_another_co
     conversation, turns = await _stored(conversation_id)
     assert conversation.status == Conversation.Status.FAILED and conversation.ended_at
     assert "faster" in conversation.error
-    assert [t.role for t in turns] == ["user", "assistant"] and turns[0].text == "Remember this"
+    assert [t.role for t in turns] == ["user", "assistant"] and turns[0].text == "Note this"
     assert live_conversations.get(conversation_id) is None  # ended, not waiting for the browser to come back
     [line] = flood_lines()
     assert f"user {user.pk}," in line and conversation_id in line and "audio over 2x real time" in line

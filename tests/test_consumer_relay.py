@@ -91,15 +91,15 @@ async def test_typed_text_gets_a_spoken_reply_and_is_stored(use_simulator, cooki
     comm = communicator(cookie)
     await comm.connect()
     seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
-    await comm.send_to(text_data='{"type":"text","text":"What time is it?"}')
+    await comm.send_to(text_data='{"type":"text","text":"How are you today?"}')
     seen = await collect(comm, seen, lambda s: bool(s.of_type("response_done")))
     await comm.disconnect()
     user_done = [m for m in seen.of_type("transcript_done") if m["role"] == "user"]
-    assert user_done[0]["text"] == "What time is it?"
+    assert user_done[0]["text"] == "How are you today?"
     assert seen.audio_bytes > 0
     _, turns, _ = await _stored(seen.of_type("ready")[0]["conversation_id"])
     assert [(t.role, bool(t.text)) for t in turns] == [("user", True), ("assistant", True)]
-    assert turns[0].text == "What time is it?"
+    assert turns[0].text == "How are you today?"
 
 
 async def test_barge_in_truncate_is_clamped_to_the_audio_forwarded(use_simulator, cookie):

@@ -140,8 +140,10 @@ def test_typed_user_item_carries_its_text():
     assert normalize(event)[0]["text"] == "typed"
 
 
-def test_function_call_items_are_ignored():
-    assert normalize({"type": "conversation.item.created", "item": {"id": "f", "type": "function_call"}}) == (None, None)
+def test_function_call_output_items_are_not_shown():
+    # (function_call items are read as calls: tests/test_protocol_tools.py)
+    event = {"type": "conversation.item.created", "item": {"id": "o", "type": "function_call_output", "call_id": "c"}}
+    assert normalize(event) == (None, None)
 
 
 def test_response_done_usage_is_flattened():

@@ -182,7 +182,7 @@ async def test_a_session_that_ends_under_the_conversation_is_replaced_and_the_tu
         point_at(settings, sim, api_version=api_version)
         comm = communicator(cookie)
         seen = await _open(comm)
-        await comm.send_to(text_data='{"type":"text","text":"Remember the number seven"}')
+        await comm.send_to(text_data='{"type":"text","text":"Note the number seven"}')
         seen = await collect(comm, seen, lambda s: _done(s, 1))
         if how == "drop":
             # Mid-reply: the cut reply is stored as interrupted.
@@ -212,7 +212,7 @@ async def test_a_session_that_ends_under_the_conversation_is_replaced_and_the_tu
     kinds = [e["type"] for e in second]
     assert kinds.index("conversation.item.create") < kinds.index("response.create")
     seeded = [e["item"]["content"][0]["text"] for e in second if e["type"] == "conversation.item.create"]
-    assert seeded[0] == "Remember the number seven"
+    assert seeded[0] == "Note the number seven"
     turns = await _turns(readies[0]["conversation_id"])
     assert [t.position for t in turns] == list(range(len(turns)))
     assert len({t.item_id for t in turns}) == len(turns)  # seeded items were not stored twice

@@ -49,7 +49,7 @@ async def test_a_session_near_its_end_is_replaced_between_turns_and_seeded_with_
         comm = communicator(cookie)
         await comm.connect()
         seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
-        seen = await _say(comm, seen, "Remember the word apricot", 1)
+        seen = await _say(comm, seen, "Note the word apricot", 1)
         # Half the session's life: the relay replaces it while nobody speaks.
         seen = await collect(comm, seen, lambda s: len(s.of_type("ready")) >= 2, timeout=10)
         seen = await _say(comm, seen, "What was the word", 2)
@@ -67,8 +67,8 @@ async def test_a_session_near_its_end_is_replaced_between_turns_and_seeded_with_
     assert kinds[0] == "session.update"
     seeded = [e["item"] for e in second if e["type"] == "conversation.item.create"][:2]
     assert [(i["role"], i["content"][0]["type"]) for i in seeded] == [("user", "input_text"), ("assistant", assistant_type)]
-    assert seeded[0]["content"][0]["text"] == "Remember the word apricot"
-    assert seeded[1]["content"][0]["text"].startswith("You wrote: Remember the word apricot")
+    assert seeded[0]["content"][0]["text"] == "Note the word apricot"
+    assert seeded[1]["content"][0]["text"].startswith("You wrote: Note the word apricot")
     # The earlier turns reach the new session before anything asks it for a response.
     assert kinds.index("conversation.item.create") < kinds.index("response.create")
 

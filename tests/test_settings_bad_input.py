@@ -141,7 +141,9 @@ def fields(draw: st.DrawFn, dialect: str) -> dict[str, Posted]:
 
 def _stored(user) -> options.Preferences:
     row = VoicePreferences.objects.get(user=user)
-    return options.Preferences(**{f.name: getattr(row, f.name) for f in dataclasses.fields(options.Preferences)})
+    values = {f.name: getattr(row, f.name) for f in dataclasses.fields(options.Preferences)}
+    values["tools_disabled"] = tuple(values["tools_disabled"])  # a JSON list in the row, a tuple in Preferences
+    return options.Preferences(**values)
 
 
 def _same(a: Any, b: Any) -> bool:

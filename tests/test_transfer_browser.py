@@ -130,7 +130,7 @@ def test_exports_downloaded_from_the_history_pages_import_into_another_account_o
         (tmp_path / "broken.json").write_text(json.dumps(broken))
         _import(b.page, url, tmp_path / "broken.json")
         assert b.page.locator(".import-errors li").all_inner_texts() == [
-            "turns[0].role: must be one of 'user', 'assistant'",
+            "turns[0].role: must be one of 'user', 'assistant', 'tool'",
             "turns[1].recording_ms: must be a whole number from 0 to 2147483647",
             "usage[0].estimated: must be true or false",
         ]

@@ -149,7 +149,7 @@ def test_every_invalid_field_is_listed_with_where_it_is():
         "conversation.started_at: must be a date and time with a time zone, like 2026-01-31T14:05:00+00:00",
         "conversation.status: must be one of 'active', 'ended', 'failed'",
         "turns[0].audio_ms: must be a whole number from 0 to 2147483647",
-        "turns[1].role: must be one of 'user', 'assistant'",
+        "turns[1].role: must be one of 'user', 'assistant', 'tool'",
         "turns[2].text: must be text",
         "usage[0].total_tokens: must be a whole number from 0 to 2147483647",
     ]
@@ -250,7 +250,7 @@ def test_problems_in_a_zip_name_the_member():
     data = _zip({"a.json": json.dumps(document()).encode(), "b.json": json.dumps(second).encode(),
                  "a.md": b"# not read"})
     assert archive.parse_upload("all.zip", data, max_bytes=MAX)[1] == [
-        "all.zip: b.json: turns[0].role: must be one of 'user', 'assistant'"]
+        "all.zip: b.json: turns[0].role: must be one of 'user', 'assistant', 'tool'"]
 
 
 def test_the_same_conversation_twice_in_one_zip_is_a_problem():

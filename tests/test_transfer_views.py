@@ -324,7 +324,7 @@ def test_every_invalid_field_is_listed_with_its_location_and_nothing_is_stored(c
     assert errors == [
         "conversation.started_at: is missing",
         "turns[0].position: must be a whole number from 0 to 2147483647",
-        "turns[3].role: must be one of 'user', 'assistant'",
+        "turns[3].role: must be one of 'user', 'assistant', 'tool'",
         "usage[1].estimated: must be true or false",
     ]
 
@@ -340,7 +340,7 @@ def test_a_zip_with_one_bad_member_imports_none_of_them(client, user, other):
             out.writestr(name, content if index == 0 else content.replace(b'"role": "user"', b'"role": "me"', 1))
     client.force_login(other)
     errors = _refused(client, rebuilt.getvalue(), "all.zip")
-    assert len(errors) == 1 and errors[0].endswith(".json: turns[0].role: must be one of 'user', 'assistant'")
+    assert len(errors) == 1 and errors[0].endswith(".json: turns[0].role: must be one of 'user', 'assistant', 'tool'")
 
 
 def test_a_zip_bomb_is_refused(client, user, settings):

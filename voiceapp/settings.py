@@ -376,6 +376,16 @@ REALTIME_TRANSCRIPTION_MODEL: str = env.str("REALTIME_TRANSCRIPTION_MODEL", defa
 # has no deployment for). The built-in simulator provides one named whisper-1 unless this names another.
 AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT: str = env.str("AZURE_OPENAI_TRANSCRIPTION_DEPLOYMENT", default="")
 
+# Function calling (README "Tools"): the built-in tools plus REALTIME_TOOLS (dotted paths), less those
+# REALTIME_TOOLS_DISABLED names; paths and names are checked by `manage.py check` (conversations/tools/checks.py).
+REALTIME_TOOLS: list[str] = env.list("REALTIME_TOOLS", default=[])
+REALTIME_TOOLS_DISABLED: list[str] = env.list("REALTIME_TOOLS_DISABLED", default=[])
+TOOL_TIMEOUT_SECONDS: float = env.float("TOOL_TIMEOUT_SECONDS", default=10.0)
+TOOL_OUTPUT_MAX_CHARS: int = env.int("TOOL_OUTPUT_MAX_CHARS", default=4000)
+# Below 200 characters not even the error telling the model what went wrong fits.
+if TOOL_TIMEOUT_SECONDS <= 0 or TOOL_OUTPUT_MAX_CHARS < 200:
+    raise ImproperlyConfigured("TOOL_TIMEOUT_SECONDS must be above 0 and TOOL_OUTPUT_MAX_CHARS at least 200.")
+
 # No key or token reaches a log: at DEBUG, websockets logs every handshake header (`api-key`,
 # `Authorization: Bearer`), so those loggers and the console handler redact credentials.
 _REDACT = {"()": "voiceapp.redaction.RedactSecrets"}

@@ -89,6 +89,7 @@ class Preferences:
     max_response_tokens: int | None = None
     temperature: float = 0.8
     record: bool = True  # keep a recording of both sides (not a session option: the relay records)
+    tools_disabled: tuple[str, ...] = ()  # tools the user turned off (conversations/tools/selectors.py)
 
     def with_changes(self, **changes: Any) -> Preferences:
         """A copy with some fields changed."""

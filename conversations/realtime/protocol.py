@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,12 @@ BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # PCM16 mono: 48 bytes per millisecond
 MAX_AUDIO_FRAME_BYTES = SAMPLE_RATE * 2  # one second
 MAX_TEXT_CHARS = 4000
 MAX_ITEM_ID_CHARS = 128
+# Function calls from upstream: longer names, ids or arguments than any declared tool needs are cut, not trusted.
+MAX_TOOL_NAME_CHARS = 64
+MAX_CALL_ID_CHARS = 128
+MAX_ARGUMENTS_CHARS = 64 * 1024
+# More calls than this in one response are not run (a model in a loop, or a hostile upstream).
+MAX_CALLS_PER_RESPONSE = 8
 
 
 # --- Session configuration -------------------------------------------------------------------
@@ -90,8 +97,20 @@ def _transcription(config: SessionConfig) -> dict[str, Any] | None:
     return transcription
 
 
-def session_update(config: SessionConfig, dialect: str) -> dict[str, Any]:
-    """Render the config as a `session.update` event in the given dialect."""
+def session_update(config: SessionConfig, dialect: str, tools: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Render the config as a `session.update` event in the given dialect, with the tools the model may call.
+
+    A tool declaration (`{"type": "function", "name", "description", "parameters"}`) has the same flat shape
+    in both dialects; without tools neither `tools` nor `tool_choice` is sent.
+    """
+    event = _session_update(config, dialect)
+    if tools:
+        event["session"]["tools"] = [dict(tool) for tool in tools]
+        event["session"]["tool_choice"] = "auto"
+    return event
+
+
+def _session_update(config: SessionConfig, dialect: str) -> dict[str, Any]:
     turn_detection = config.turn_detection.render() if config.turn_detection else None
     noise = {"type": config.noise_reduction} if config.noise_reduction else None
     max_tokens: int | str = config.max_output_tokens if config.max_output_tokens else "inf"
@@ -172,6 +191,19 @@ def truncate_item(item_id: str, audio_end_ms: int) -> dict[str, Any]:
     return {"type": "conversation.item.truncate", "item_id": item_id, "content_index": 0, "audio_end_ms": audio_end_ms}
 
 
+def function_call_item(call_id: str, name: str, arguments: str, item_id: str | None = None) -> dict[str, Any]:
+    """An earlier function call re-injected as history, identical in both dialects (its output follows it)."""
+    item: dict[str, Any] = {"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments}
+    if item_id:
+        item["id"] = item_id
+    return {"type": "conversation.item.create", "item": item}
+
+
+def function_call_output_item(call_id: str, output: str) -> dict[str, Any]:
+    """What a function call returned (JSON text), identical in both dialects."""
+    return {"type": "conversation.item.create", "item": {"type": "function_call_output", "call_id": call_id, "output": output}}
+
+
 RESPONSE_CREATE: dict[str, Any] = {"type": "response.create"}
 RESPONSE_CANCEL: dict[str, Any] = {"type": "response.cancel"}
 INPUT_COMMIT: dict[str, Any] = {"type": "input_audio_buffer.commit"}
@@ -200,6 +232,9 @@ _TRANSCRIPT_DONE = {
     "response.output_text.done": "text",
 }
 _ITEM_CREATED = frozenset({"conversation.item.created", "conversation.item.added"})
+# Every event that carries a whole function_call item: announced, then done with its full arguments.
+_FUNCTION_CALL_ITEM = frozenset({"conversation.item.created", "conversation.item.added", "conversation.item.done",
+                                 "response.output_item.added", "response.output_item.done"})
 RESPONSE_STATUSES = frozenset({"completed", "cancelled", "incomplete", "failed"})
 
 
@@ -303,6 +338,34 @@ def _message_text(item: dict[str, Any]) -> str:
     )
 
 
+def _function_call(item: dict[str, Any], response_id: str) -> dict[str, Any]:
+    """A function_call item as the core reads it: ids, name and arguments cut to size, whether it is complete."""
+    return {
+        "type": "function_call",
+        "item_id": _str(item.get("id"))[:MAX_ITEM_ID_CHARS],
+        "call_id": _str(item.get("call_id"))[:MAX_CALL_ID_CHARS],
+        "name": _str(item.get("name"))[:MAX_TOOL_NAME_CHARS],
+        "arguments": _str(item.get("arguments"))[:MAX_ARGUMENTS_CHARS],
+        "response_id": response_id,
+        "complete": item.get("status") == "completed",
+    }
+
+
+def _response_calls(response: dict[str, Any]) -> list[dict[str, Any]]:
+    """The function_call items a `response.done` lists in its output, at most MAX_CALLS_PER_RESPONSE + 1."""
+    output = response.get("output")
+    if not isinstance(output, list):
+        return []
+    response_id = _str(response.get("id"))
+    calls = []
+    for item in output:
+        if isinstance(item, dict) and item.get("type") == "function_call":
+            calls.append(_function_call(item, response_id))
+            if len(calls) > MAX_CALLS_PER_RESPONSE:
+                break  # one more than allowed is enough for the core to know there were too many
+    return calls
+
+
 def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | None]:
     """Translate one upstream event of either dialect into (browser-protocol message, audio bytes).
 
@@ -339,6 +402,18 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
         return {"type": "speech_started", "audio_start_ms": _count(event.get("audio_start_ms")), "item_id": item_id}, None
     if kind == "input_audio_buffer.speech_stopped":
         return {"type": "speech_stopped", "audio_end_ms": _count(event.get("audio_end_ms")), "item_id": item_id}, None
+    if kind in _FUNCTION_CALL_ITEM and _obj(event.get("item")).get("type") == "function_call":
+        return _function_call(_obj(event.get("item")), _str(event.get("response_id"))), None
+    if kind == "response.function_call_arguments.delta":
+        return {"type": "function_call_arguments", "item_id": item_id[:MAX_ITEM_ID_CHARS],
+                "call_id": _str(event.get("call_id"))[:MAX_CALL_ID_CHARS],
+                "delta": _str(event.get("delta"))[:MAX_ARGUMENTS_CHARS]}, None
+    if kind == "response.function_call_arguments.done":
+        # GA names the function here too; the preview event does not (the item announced it).
+        return {"type": "function_call_arguments_done", "item_id": item_id[:MAX_ITEM_ID_CHARS], "call_id": _str(event.get("call_id"))[:MAX_CALL_ID_CHARS],
+                "name": _str(event.get("name"))[:MAX_TOOL_NAME_CHARS],
+                "arguments": _str(event.get("arguments"))[:MAX_ARGUMENTS_CHARS],
+                "response_id": _str(event.get("response_id"))}, None
     if kind in _ITEM_CREATED:
         item = _obj(event.get("item"))
         role = item.get("role")
@@ -370,6 +445,7 @@ def normalize(event: dict[str, Any]) -> tuple[dict[str, Any] | None, bytes | Non
             # incomplete: max_output_tokens or content_filter; failed: the error's code or type.
             "reason": (_str(details.get("reason")) or _str(error.get("code")) or _str(error.get("type")))[:100],
             "usage": Usage.from_event(response.get("usage")),
+            "calls": _response_calls(response),
         }, None
     if kind == "conversation.item.truncated":
         return {"type": "truncated", "item_id": item_id, "audio_end_ms": _count(event.get("audio_end_ms"))}, None

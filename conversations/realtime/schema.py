@@ -188,11 +188,16 @@ def _best_error(errors: list[dict[str, Any]]) -> dict[str, Any]:
 
         def score(item: tuple[str, list[dict[str, Any]]], depth: int = depth) -> tuple[bool, int]:
             # A branch whose own `type`/`role` literal mismatched is the wrong branch, not a near miss.
+            # So is a string-literal branch given an object: a tool_choice `{"type": "function"}`
+            # is a function choice missing its name, not a misspelt "auto" (as Azure reports it:
+            # Azure-Samples/aoai-realtime-audio-sdk#132).
             _, es = item
             mismatch = any(
                 e["type"] == "literal_error"
-                and len(e["loc"]) == depth + 2
-                and e["loc"][depth + 1] in _DISCRIMINATOR_FIELDS
+                and (
+                    (len(e["loc"]) == depth + 2 and e["loc"][depth + 1] in _DISCRIMINATOR_FIELDS)
+                    or (len(e["loc"]) == depth + 1 and isinstance(e.get("input"), dict))
+                )
                 for e in es
             )
             return (mismatch, len(es))

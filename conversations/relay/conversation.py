@@ -30,11 +30,14 @@ from ..realtime.options import Preferences
 from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, BrowserMessageError
 from ..recording.recorder import Recorder
 from ..recording.timeline import Timeline
+from ..tools import ToolContext, ToolRegistry, ToolResult
 from .effects import (
     JOURNAL_OPS,
+    CancelTool,
     ConversationEnded,
     Effect,
     Fatal,
+    RunTool,
     SessionEnding,
     SessionReady,
     ToBrowser,
@@ -143,8 +146,16 @@ class LiveConversation:
         recording_place: tuple[int, int] = (0, 0),
         quota: Any = None,
         slot: Any = None,
+        tools: ToolRegistry | None = None,
+        time_zone: str = "UTC",
     ) -> None:
         self.conversation_id = str(conversation_id)
+        # The tools the core declared (None: none), the time zone they answer in, and the calls running now.
+        self.tools = tools
+        self.time_zone = time_zone
+        self._tool_tasks: dict[str, asyncio.Task[None]] = {}
+        # Results that came while no session could take them (switching sessions): given to the next one.
+        self._tool_results: list[tuple[str, ToolResult]] = []
         self.owner_id = owner_id
         self.owner_name = owner_name
         self.target = target
@@ -289,6 +300,8 @@ class LiveConversation:
         for handle in (self._grace, self._overdue, *self._rollover_timers):
             if handle is not None:
                 handle.cancel()
+        # A Stop cancels a running tool as the user's own doing; any other end interrupts it.
+        await self._end_tools(cancelled=failure is None and by == "user")
         if failure is None and self.upstream is not None and self.core.session.response_id is not None:
             # Stop mid-reply: give the cancelled response a moment to report the tokens it used.
             self._response_settled.clear()
@@ -523,6 +536,7 @@ class LiveConversation:
         if renewed:
             await self._to_browser({"type": "note", "code": "session_renewed",
                                     "message": "Reconnected to the voice service; the assistant still knows the conversation."})
+        await self._give_waiting_results()
 
     async def _flush_to(self, conn: RealtimeConnection) -> None:
         """Send the audio kept while no session could take it, in order, then let frames flow straight through."""
@@ -739,11 +753,75 @@ class LiveConversation:
                 self._count(effect)
                 if self._timeline is not None:
                     self._mark_recording(effect)
+            elif isinstance(effect, RunTool):
+                self._start_tool(effect)
+            elif isinstance(effect, CancelTool):
+                task = self._tool_tasks.pop(effect.call_id, None)
+                if task is not None:
+                    task.cancel()  # its output was given as cancelled; the thread it runs in finishes unheard
             elif isinstance(effect, SessionEnding):
                 ending = True
             elif isinstance(effect, Fatal):
                 raise SessionRejected(effect)
         return ending
+
+    # --- Tools --------------------------------------------------------------------------------------
+
+    def _start_tool(self, run: RunTool) -> None:
+        """Run a call in a task of its own: never awaited on the audio path or by the upstream reader."""
+        if self.ended or run.call_id in self._tool_tasks:
+            return
+        task = asyncio.create_task(self._run_tool(run), name=f"tool-{self.conversation_id}-{run.name}")
+        self._tool_tasks[run.call_id] = task
+
+    async def _run_tool(self, run: RunTool) -> None:
+        context = ToolContext(user_id=self.owner_id, conversation_id=self.conversation_id, time_zone=self.time_zone)
+        try:
+            if self.tools is None:
+                raise LookupError("no tools in this conversation")
+            result = await self.tools.run(run.name, run.arguments, context)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the registry never raises, but a broken tool must not end the conversation
+            logger.exception("Conversation %s: tool %s failed outside the registry", self.conversation_id, run.name)
+            result = ToolResult(output='{"error": "internal_error", "message": "The tool failed."}', ok=False,
+                                summary="The tool failed.")
+        if self._tool_tasks.get(run.call_id) is asyncio.current_task():
+            del self._tool_tasks[run.call_id]
+        await self._tool_finished(run.call_id, result)
+
+    async def _tool_finished(self, call_id: str, result: ToolResult) -> None:
+        """Give a result to the core; while sessions switch it waits for the next one, which knows the call."""
+        if self.ended:
+            return
+        if not self.ready or self.upstream is None:
+            self._tool_results.append((call_id, result))
+            return
+        effects = self.core.tool_finished(call_id, result.output, ok=result.ok, summary=result.summary)
+        with contextlib.suppress(UpstreamError):  # the session dropped: the next one is seeded with the output
+            await self._carry_out(effects, self.upstream)
+
+    async def _give_waiting_results(self) -> None:
+        results, self._tool_results = self._tool_results, []
+        for call_id, result in results:
+            await self._tool_finished(call_id, result)
+
+    async def _end_tools(self, *, cancelled: bool) -> None:
+        """The conversation ends: running calls are stopped and stored (cancelled or interrupted), their tasks awaited."""
+        tasks = list(self._tool_tasks.values())  # (carrying out a CancelTool drops its task from the dict)
+        # Results that waited for a session are kept as they came; the model will not hear them now.
+        effects: list[Effect] = []
+        for call_id, result in self._tool_results:
+            effects += self.core.tool_finished(call_id, result.output, ok=result.ok, summary=result.summary)
+        self._tool_results.clear()
+        effects += self.core.cancel_tools() if cancelled else self.core.end_tools()
+        with contextlib.suppress(UpstreamError):
+            await self._carry_out([e for e in effects if not isinstance(e, ToUpstream)], None)
+        self._tool_tasks = {}
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     # --- Limits -----------------------------------------------------------------------------------
 

@@ -45,6 +45,23 @@ class Fatal:
     close_code: int = 1011
 
 
+@dataclass(frozen=True, slots=True)
+class RunTool:
+    """Run one function call the model asked for, off the audio path; its result goes to `RelayCore.tool_finished`."""
+
+    call_id: str
+    item_id: str
+    name: str
+    arguments: str  # JSON text as the model wrote it: the registry validates it
+
+
+@dataclass(frozen=True, slots=True)
+class CancelTool:
+    """Stop a running function call: its output was already given as cancelled, so its result is not wanted."""
+
+    call_id: str
+
+
 # --- Journal writes: typed, applied in order by the journal through services -----------------------
 
 
@@ -87,6 +104,26 @@ class TurnOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnToolCall:
+    """What a function call turn (TurnAdded with role "tool") asked for: its call id, tool name and arguments."""
+
+    item_id: str
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnToolOutput:
+    """What a function call gave the model, in plain words for people too, and how it ended."""
+
+    item_id: str
+    output: str
+    summary: str
+    status: str = ""  # "" (it ran), "failed", "cancelled" or "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
 class TurnRecorded:
     """Where an item starts in the conversation's recording."""
 
@@ -123,11 +160,11 @@ class ConversationEnded:
     ended_by: str = "user"
 
 
-JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,
-                  ConversationEnded]
-JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnRecorded, UsageRecorded, SessionOpened,
-               ConversationEnded)
-Effect = Union[ToBrowser, ToUpstream, SessionReady, SessionEnding, Fatal, JournalOp]
+JournalOp = Union[TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnToolCall, TurnToolOutput, TurnRecorded,
+                  UsageRecorded, SessionOpened, ConversationEnded]
+JOURNAL_OPS = (TurnAdded, TurnText, TurnAudio, TurnOutcome, TurnToolCall, TurnToolOutput, TurnRecorded, UsageRecorded,
+               SessionOpened, ConversationEnded)
+Effect = Union[ToBrowser, ToUpstream, SessionReady, SessionEnding, Fatal, RunTool, CancelTool, JournalOp]
 
 
 def describe(op: JournalOp) -> str:
@@ -142,6 +179,12 @@ def describe(op: JournalOp) -> str:
             return f"TurnAudio item={op.item_id} audio_ms={op.audio_ms} interrupted={op.interrupted}"
         case TurnOutcome():
             return f"TurnOutcome item={op.item_id} status={op.status}"
+        case TurnToolCall():
+            return (f"TurnToolCall item={op.item_id} call={op.call_id} tool={op.name} "
+                    f"arguments={len(op.arguments)} chars")
+        case TurnToolOutput():
+            return (f"TurnToolOutput item={op.item_id} status={op.status or 'ok'} output={len(op.output)} chars "
+                    f"summary={len(op.summary)} chars")
         case TurnRecorded():
             return f"TurnRecorded item={op.item_id} recording_ms={op.recording_ms}"
         case UsageRecorded():

@@ -14,6 +14,8 @@ from .. import live, live_registry, selectors, services
 from ..journal import Journal
 from ..realtime import options
 from ..recording.recorder import Recorder, RecordingGone, Store
+from ..tools import ToolRegistry
+from ..tools.selectors import tools_for_user
 from ..upstream import resolve_target, token_provider_for
 from .admission import DeploymentSlot, admit_deployment
 from .conversation import LiveConversation, Timing, load_preferences
@@ -45,28 +47,45 @@ def timing_from_settings() -> Timing:
     )
 
 
-async def open_conversation(user: Any, conversation_id: str | None, *,
-                            returning: bool = False) -> tuple[LiveConversation, str]:
+async def open_conversation(user: Any, conversation_id: str | None, *, returning: bool = False,
+                            time_zone: str = "UTC") -> tuple[LiveConversation, str]:
     """Return the conversation this socket serves and how it arrived: new, resumed or continued.
 
     `returning` says the browser was in this conversation a moment ago and reconnects by itself (rather than
     the user continuing it from the history page): a continuation then answers a turn left unanswered.
+    `time_zone` (checked already) is the browser's, which tools answer in.
     """
     if conversation_id:
         live = live_conversations.get(conversation_id)
         if live is not None:
             if live.owner_id != user.pk:
                 raise ConversationNotFound(conversation_id)
+            live.time_zone = time_zone  # the browser now attached is the one asking
             return live, "resumed"
         ending = live_conversations.ending(conversation_id)
         if ending is not None and ending.owner_id == user.pk:
             # Storing its last writes here: the continuation reads what it stored, so it waits for that.
             await ending.wait_ended()
-        return await _continue(user, conversation_id, returning=returning), "continued"
-    return await _start(user), "new"
+        return await _continue(user, conversation_id, returning=returning, time_zone=time_zone), "continued"
+    return await _start(user, time_zone=time_zone), "new"
 
 
-async def _start(user: Any) -> LiveConversation:
+async def load_tools(user: Any) -> ToolRegistry:
+    """The tools this user's conversation may call, read once per connection (never per event)."""
+    try:
+        return await database_sync_to_async(tools_for_user)(user=user)
+    except Exception:  # noqa: BLE001 - tools are an extra: a conversation without them beats none at all
+        logger.exception("Could not load the tools for user %s; the conversation goes on without them", user.pk)
+        return ToolRegistry()
+
+
+def _tool_setup(registry: ToolRegistry) -> dict[str, Any]:
+    """The core's part of the tools: their declarations, and what the page shows while each runs."""
+    return {"tools": registry.declarations(),
+            "tool_texts": {name: registry.working_text(name) for name in registry.names()}}
+
+
+async def _start(user: Any, *, time_zone: str = "UTC") -> LiveConversation:
     target = await resolve_target()
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
@@ -84,12 +103,15 @@ async def _start(user: Any) -> LiveConversation:
             await quota.close()
         await slot.close()
         raise
+    tools = await load_tools(user)
     core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
-                     seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
-    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota, slot=slot)
+                     seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools))
+    return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota, slot=slot,
+                   tools=tools, time_zone=time_zone)
 
 
-async def _continue(user: Any, conversation_id: str, *, returning: bool = False) -> LiveConversation:
+async def _continue(user: Any, conversation_id: str, *, returning: bool = False,
+                    time_zone: str = "UTC") -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
@@ -103,7 +125,7 @@ async def _continue(user: Any, conversation_id: str, *, returning: bool = False)
         await slot.close()
         raise
     try:
-        return await _resume(user, stored, target, quota, slot, returning=returning)
+        return await _resume(user, stored, target, quota, slot, returning=returning, time_zone=time_zone)
     except BaseException:
         await quota.close()
         await slot.close()
@@ -149,11 +171,12 @@ async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
 
 
 async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot, *,
-                  returning: bool = False) -> LiveConversation:
+                  returning: bool = False, time_zone: str = "UTC") -> LiveConversation:
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
+    tools = await load_tools(user)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
-                            seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET)
+                            seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools))
     if returning:
         core.answer_unanswered_turn()
     stored_voice = (stored.settings or {}).get("voice")
@@ -166,13 +189,13 @@ async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota,
     # New turns go on in the same recording, after what it holds.
     place = await database_sync_to_async(selectors.recording_next_place)(conversation_id=stored.id)
     return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place,
-                   quota=quota, slot=slot)
+                   quota=quota, slot=slot, tools=tools, time_zone=time_zone)
 
 
 def _launch(
     conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool, record: bool,
     recording_place: tuple[int, int] = (0, 0), quota: ConversationQuota | None = None,
-    slot: DeploymentSlot | None = None,
+    slot: DeploymentSlot | None = None, tools: ToolRegistry | None = None, time_zone: str = "UTC",
 ) -> LiveConversation:
     live = LiveConversation(
         conversation_id=conversation_id,
@@ -189,6 +212,8 @@ def _launch(
         recording_place=recording_place,
         quota=quota,
         slot=slot,
+        tools=tools,
+        time_zone=time_zone,
     )
     live.start(record=record)
     return live

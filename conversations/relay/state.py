@@ -8,6 +8,7 @@ a continued conversation, a browser reconnect and a new upstream session all sta
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,8 +18,10 @@ from typing import Any
 from ..realtime import options, protocol
 from ..realtime.protocol import BYTES_PER_MS, BrowserCommand, SessionConfig, Usage
 from .effects import (
+    CancelTool,
     Effect,
     Fatal,
+    RunTool,
     SessionEnding,
     SessionOpened,
     SessionReady,
@@ -28,6 +31,8 @@ from .effects import (
     TurnAudio,
     TurnOutcome,
     TurnText,
+    TurnToolCall,
+    TurnToolOutput,
     UsageRecorded,
 )
 
@@ -38,6 +43,19 @@ _SEED_ID = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # Rough tokens per character of text, as the service bills English text.
 CHARS_PER_TOKEN = 4
 SUMMARY_CHARS_PER_TURN = 160
+# What the page shows while a tool without a working text of its own runs.
+DEFAULT_WORKING_TEXT = "Working on it…"
+# Calls the model asks for that never run still get an output: the service expects one per call, and the
+# model can then say what happened instead of waiting for it.
+CANCELLED_OUTPUT = json.dumps({"error": "cancelled", "message": "The user interrupted, so this call was cancelled."})
+INTERRUPTED_OUTPUT = json.dumps({"error": "interrupted",
+                                 "message": "The conversation was interrupted while this call ran; it has no result."})
+TOO_MANY_OUTPUT = json.dumps({"error": "too_many_calls",
+                              "message": f"At most {protocol.MAX_CALLS_PER_RESPONSE} calls are run per answer."})
+
+
+def _unknown_tool_output(name: str) -> str:
+    return json.dumps({"error": "unknown_tool", "message": f"There is no tool called {name!r} here."})
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +69,30 @@ class StoredTurn:
     interrupted: bool = False
     audio_ms: int = 0
     status: str = ""
+    # A function call (role "tool"): what it asked for, and what it gave the model (None: the session ended first).
+    call_id: str = ""
+    tool_name: str = ""
+    arguments: str = ""
+    output: str | None = None
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A function call the model made, from its announcement to its output."""
+
+    call_id: str
+    name: str = ""
+    arguments: str = ""
+    complete: bool = False  # the arguments are whole (`.done`, or a completed item)
+    # announced (its response still going) → running → done; or cancelled / interrupted
+    state: str = "announced"
+    cancel_wanted: bool = False  # the user moved on before its response was done: never run it
+    output: str | None = None
+    summary: str = ""
+    ok: bool = False
+    written: bool = False  # TurnToolCall queued
+    unrecorded: bool = False  # stored without an output: its interrupted output is stored at the next seed
 
 
 @dataclass(slots=True)
@@ -68,6 +110,7 @@ class Item:
     status: str = ""  # "", "failed", "incomplete", "transcription_failed"
     stored: bool = False  # came from the database (an earlier session): never announced again
     announced: bool = False  # the browser has been told about it
+    call: ToolCall | None = None  # role "tool": the function call this item is
 
     @property
     def text(self) -> str:
@@ -113,9 +156,17 @@ class RelayCore:
         config: SessionConfig,
         staff: bool = False,
         seed_token_budget: int = 6000,
+        tools: Sequence[dict[str, Any]] = (),
+        tool_texts: Mapping[str, str] | None = None,
     ) -> None:
         self.dialect = dialect
         self.config = config
+        # The function declarations sent with every session.update, and what the page shows while each runs.
+        self.tools = tuple(tools)
+        self.tool_names = frozenset(str(tool.get("name", "")) for tool in self.tools)
+        self.tool_texts = dict(tool_texts or {})
+        self.calls: dict[str, str] = {}  # call_id -> item_id
+        self.answered_batches: set[str] = set()  # responses whose calls' outputs were followed by response.create
         self.staff = staff
         self.seed_token_budget = seed_token_budget
         self.items: dict[str, Item] = {}
@@ -137,10 +188,16 @@ class RelayCore:
         config: SessionConfig,
         staff: bool = False,
         seed_token_budget: int = 6000,
+        tools: Sequence[dict[str, Any]] = (),
+        tool_texts: Mapping[str, str] | None = None,
     ) -> RelayCore:
         """Rebuild the core of a stored conversation; new items take the places after its turns."""
-        core = cls(dialect=dialect, config=config, staff=staff, seed_token_budget=seed_token_budget)
+        core = cls(dialect=dialect, config=config, staff=staff, seed_token_budget=seed_token_budget, tools=tools,
+                   tool_texts=tool_texts)
         for turn in sorted(turns, key=lambda t: t.position):
+            if turn.role == "tool":
+                core._resume_call(turn)
+                continue
             core.items[turn.item_id] = Item(
                 role=turn.role,
                 position=turn.position,
@@ -156,6 +213,22 @@ class RelayCore:
                 core.voice_fixed = True
         return core
 
+    def _resume_call(self, turn: StoredTurn) -> None:
+        """A stored function call; one stored without its output was cut off by the end of its conversation."""
+        call = ToolCall(call_id=turn.call_id, name=turn.tool_name, arguments=turn.arguments, complete=True,
+                        state="done", output=turn.output, summary=turn.summary, ok=not turn.status, written=True)
+        if call.output is None:
+            call.state, call.output, call.ok, call.unrecorded = "interrupted", INTERRUPTED_OUTPUT, False, True
+            call.summary = "Interrupted: the conversation ended while this ran."
+        elif turn.status in ("cancelled", "interrupted"):
+            call.state = turn.status
+        self.items[turn.item_id] = Item(role="tool", position=turn.position, final="", audio_done=True,
+                                        status=turn.status or ("interrupted" if call.unrecorded else ""), stored=True,
+                                        call=call)
+        if call.call_id:
+            self.calls[call.call_id] = turn.item_id
+        self.next_position = max(self.next_position, turn.position + 1)
+
     # --- Sessions --------------------------------------------------------------------------------
 
     @property
@@ -166,7 +239,7 @@ class RelayCore:
     def open_session(self) -> tuple[SessionFacts, list[Effect]]:
         """Start a new upstream session's facts and return the configuration to send it first."""
         facts = SessionFacts()
-        return facts, [ToUpstream(protocol.session_update(self.config, self.dialect))]
+        return facts, [ToUpstream(protocol.session_update(self.config, self.dialect, self.tools))]
 
     def seed(self, facts: SessionFacts, turn_audio: Mapping[str, bytes] | None = None) -> list[Effect]:
         """Re-inject the conversation so far into a new session, newest turns first within the token budget.
@@ -177,22 +250,28 @@ class RelayCore:
         # A rollover seeds the next session while the current one still runs: what it owes is known only now.
         owed = self.reply_owed or self._owed_reply()
         self.reply_owed = None
+        interrupted: list[Effect] = []
+        for item_id, item in self.items.items():
+            if item.call is not None and item.call.state == "announced" and not item.stored:
+                # Its response stays with the old session (a rollover at the deadline): it never runs.
+                self._settle(item_id, item, "interrupted", INTERRUPTED_OUTPUT,
+                             "Interrupted: the voice service's session was renewed.", interrupted, send=False, tell=False)
         history = [
             (item_id, item)
             for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position)
-            if item.text.strip()
+            if _seedable(item)
         ]
         kept: list[tuple[str, Item]] = []
         budget = self.seed_token_budget
         for item_id, item in reversed(history):
-            cost = math.ceil(len(item.text) / CHARS_PER_TOKEN) + 4
+            cost = math.ceil(_seed_chars(item) / CHARS_PER_TOKEN) + 4
             if cost > budget:
                 break
             budget -= cost
             kept.append((item_id, item))
         kept.reverse()
         left_out = history[: len(history) - len(kept)]
-        effects: list[Effect] = []
+        effects: list[Effect] = interrupted + self._record_unrecorded_calls()
         if left_out:
             effects.append(ToUpstream(_system_note(_outline(left_out, self.seed_token_budget // 4 * CHARS_PER_TOKEN))))
             effects.append(
@@ -209,6 +288,9 @@ class RelayCore:
             seed_id = item_id if _SEED_ID.match(item_id) else None
             if seed_id:
                 facts.seeded_ids.add(seed_id)
+            if item.call is not None:
+                self._seed_call(item.call, seed_id, effects)
+                continue
             if item.role == "user":
                 event = protocol.user_text_item(item.text)
             else:
@@ -219,6 +301,23 @@ class RelayCore:
         if owed is not None and owed in self.items:
             self._ask_owed_reply(owed, facts, (turn_audio or {}).get(owed, b""), effects)
         return effects
+
+    @staticmethod
+    def _seed_call(call: ToolCall, seed_id: str | None, out: list[Effect]) -> None:
+        """A call as history: the call, then its output; a call still running gets its output when it is done."""
+        out.append(ToUpstream(protocol.function_call_item(call.call_id, call.name, call.arguments, seed_id)))
+        if call.output is not None:
+            out.append(ToUpstream(protocol.function_call_output_item(call.call_id, call.output)))
+
+    def _record_unrecorded_calls(self) -> list[Effect]:
+        """Store, once, the interrupted output of calls that were stored without one (their conversation was cut off)."""
+        out: list[Effect] = []
+        for item_id, item in self.items.items():
+            call = item.call
+            if call is not None and call.unrecorded:
+                call.unrecorded = False
+                out.append(TurnToolOutput(item_id, call.output or INTERRUPTED_OUTPUT, call.summary, "interrupted"))
+        return out
 
     def _owed_reply(self) -> str | None:
         """The user turn the current session was about to answer and had not, if any.
@@ -238,7 +337,8 @@ class RelayCore:
         for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position, reverse=True):
             if item.role == "assistant" and not self._has_content(item):
                 continue  # a reply that never said anything: the turn before it is still unanswered
-            return item_id if item.role == "user" else None
+            # A function call's output is the model's to answer, as a user turn is.
+            return item_id if item.role in ("user", "tool") else None
         return None
 
     def answer_unanswered_turn(self) -> None:
@@ -264,6 +364,13 @@ class RelayCore:
         with audio too short to be speech) nothing sensible can be asked: the user is told to say it again.
         """
         item = self.items[item_id]
+        if item.call is not None:
+            # Answered once every call of its response has its output: a call still running asks when it is done.
+            if self._batch_has_outputs(item.response_id):
+                self.answered_batches.add(item.response_id)
+                facts.reply_expected = True
+                out.append(ToUpstream(protocol.RESPONSE_CREATE))
+            return
         if not item.text.strip():
             if len(audio) < MIN_COMMIT_BYTES:
                 out.append(ToBrowser(protocol.error_message(
@@ -294,7 +401,8 @@ class RelayCore:
         """Whether now is a good moment to replace the upstream session (between turns)."""
         s = self.session
         return not (
-            s.user_speaking
+            self.tools_running()
+            or s.user_speaking
             or s.response_id is not None
             or s.pending_create
             or s.reply_expected
@@ -305,19 +413,15 @@ class RelayCore:
     def history(self) -> dict[str, Any]:
         """The `history` message: every item in conversation order, as the server has it."""
         ordered = sorted(self.items.items(), key=lambda pair: pair[1].position)
-        return {
-            "type": "history",
-            "items": [
-                {
-                    "item_id": item_id,
-                    "role": item.role,
-                    "text": item.text,
-                    "interrupted": item.interrupted,
-                    "status": item.status,
-                }
-                for item_id, item in ordered
-            ],
-        }
+        items = []
+        for item_id, item in ordered:
+            entry = {"item_id": item_id, "role": item.role, "text": item.text, "interrupted": item.interrupted,
+                     "status": item.status}
+            if item.call is not None:
+                # A call shows what it found in plain words; its output is the model's, not the page's.
+                entry.update(text=item.call.summary, call_id=item.call.call_id, name=item.call.name)
+            items.append(entry)
+        return {"type": "history", "items": items}
 
     # --- Upstream events -----------------------------------------------------------------------
 
@@ -433,6 +537,7 @@ class RelayCore:
         if m.get("item_id"):
             s.speech_start_ms[m["item_id"]] = m["audio_start_ms"]
         out.append(ToBrowser({"type": "speech_started", "audio_start_ms": m["audio_start_ms"]}))
+        self._cancel_tools(out)  # barge-in (after the page heard to stop playing): the user's new turn comes first
 
     def _up_speech_stopped(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         s.user_speaking = False
@@ -453,7 +558,8 @@ class RelayCore:
         response_id, status, reason = m["response_id"], m["status"], m.get("reason", "")
         item_id = s.response_item if s.response_id == response_id else ""
         if not item_id:
-            item_id = next((i for i, it in self.items.items() if it.response_id == response_id), "")
+            item_id = next((i for i, it in self.items.items()
+                            if it.response_id == response_id and it.role == "assistant"), "")
         if s.response_id == response_id or s.response_id is None:
             s.response_id, s.response_item = None, ""
         usage: Usage = m["usage"]
@@ -475,6 +581,171 @@ class RelayCore:
             s.pending_create = False
             s.reply_expected = True
             out.append(ToUpstream(protocol.RESPONSE_CREATE))
+        if response_id:
+            for call in m.get("calls", ()):
+                self._up_function_call(call, s, out)
+            self._run_calls(response_id, completed=status == "completed", out=out)
+
+    # --- Function calls ------------------------------------------------------------------------
+
+    def _up_function_call(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        item_id = m["item_id"]
+        if not item_id or item_id in s.seeded_ids:
+            return  # history we seeded: stored already
+        item = self.items.get(item_id)
+        if item is None:
+            if m["call_id"] in self.calls:
+                return  # the same call under another item id: hostile, or a confused upstream
+            item = self._add(item_id, "tool", out, response_id=m["response_id"] or s.response_id or "")
+        if item.stored or item.role != "tool":
+            return
+        call = item.call
+        if call is None:
+            call = item.call = ToolCall(call_id=m["call_id"])
+            if call.call_id:
+                self.calls[call.call_id] = item_id
+        call.name = call.name or m["name"]
+        if m["complete"] and not call.complete:
+            call.arguments, call.complete = m["arguments"], True
+
+    def _up_function_call_arguments(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        call = self._call_of(m["item_id"])
+        if call is not None and not call.complete and len(call.arguments) < protocol.MAX_ARGUMENTS_CHARS:
+            call.arguments = (call.arguments + m["delta"])[: protocol.MAX_ARGUMENTS_CHARS]
+
+    def _up_function_call_arguments_done(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
+        call = self._call_of(m["item_id"])
+        if call is None:
+            return
+        call.name = call.name or m["name"]
+        if not call.complete:
+            call.arguments, call.complete = m["arguments"], True
+
+    def _call_of(self, item_id: str) -> ToolCall | None:
+        item = self.items.get(item_id)
+        if item is None or item.stored:
+            return None
+        return item.call
+
+    def _batch(self, response_id: str) -> list[tuple[str, Item]]:
+        """The calls one response made, in their order."""
+        return sorted(
+            ((item_id, item) for item_id, item in self.items.items()
+             if item.call is not None and item.response_id == response_id),
+            key=lambda pair: pair[1].position,
+        )
+
+    def _batch_has_outputs(self, response_id: str) -> bool:
+        return all(item.call is not None and item.call.output is not None for _, item in self._batch(response_id))
+
+    def _run_calls(self, response_id: str, *, completed: bool, out: list[Effect]) -> None:
+        """The response that made these calls is done: run them, or answer the ones that cannot run at once."""
+        started = 0
+        for item_id, item in self._batch(response_id):
+            call = item.call
+            assert call is not None
+            if call.state != "announced":
+                continue
+            self._write_call(item_id, call, out)
+            if not call.call_id:
+                # No output can name it: the model is not waiting for one.
+                self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out, send=False, tell=False)
+            elif not completed or not call.complete or call.cancel_wanted:
+                self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out, tell=False)
+            elif call.name not in self.tool_names:
+                self._settle(item_id, item, "done", _unknown_tool_output(call.name), "No such tool.", out, ok=False)
+            elif started >= protocol.MAX_CALLS_PER_RESPONSE:
+                self._settle(item_id, item, "done", TOO_MANY_OUTPUT, "Too many calls at once.", out, ok=False)
+            else:
+                started += 1
+                call.state = "running"
+                out.append(RunTool(call.call_id, item_id, call.name, call.arguments))
+                out.append(ToBrowser({"type": "tool_started", "item_id": item_id, "call_id": call.call_id,
+                                      "name": call.name, "text": self.tool_texts.get(call.name) or DEFAULT_WORKING_TEXT}))
+        self._answer_batch(response_id, out)
+
+    def _answer_batch(self, response_id: str, out: list[Effect]) -> None:
+        """Ask for the reply once every call of the response has its output, and none was cancelled."""
+        batch = self._batch(response_id)
+        if not batch or response_id in self.answered_batches:
+            return
+        states = {item.call.state for _, item in batch if item.call is not None}
+        if states == {"done"}:
+            self.answered_batches.add(response_id)
+            self._create_response(out)
+        elif "cancelled" in states and not states & {"announced", "running"}:
+            self.answered_batches.add(response_id)  # the user moved on: no reply to the calls
+
+    def _write_call(self, item_id: str, call: ToolCall, out: list[Effect]) -> None:
+        if not call.written:
+            call.written = True
+            out.append(TurnToolCall(item_id, call.call_id, call.name, call.arguments))
+
+    def _settle(self, item_id: str, item: Item, state: str, output: str, summary: str, out: list[Effect], *,
+                ok: bool = False, send: bool = True, tell: bool = True) -> None:
+        """Give a call its output: to the model (`send`), to the journal, and to the page (`tell`)."""
+        call = item.call
+        assert call is not None
+        call.state, call.output, call.summary, call.ok = state, output, summary, ok
+        status = "" if ok else ("failed" if state == "done" else state)
+        item.status = status
+        self._write_call(item_id, call, out)
+        if send and call.call_id:
+            out.append(ToUpstream(protocol.function_call_output_item(call.call_id, output)))
+        out.append(TurnToolOutput(item_id, output, summary, status))
+        if tell:
+            out.append(ToBrowser({"type": "tool_finished", "item_id": item_id, "call_id": call.call_id,
+                                  "name": call.name, "ok": ok, "status": "completed" if state == "done" else state,
+                                  "summary": summary}))
+
+    def tools_running(self) -> bool:
+        """Whether a function call is running (or waits for its response to end before it runs)."""
+        return any(item.call is not None and item.call.state in ("running", "announced") and not item.stored
+                   for item in self.items.values())
+
+    def tool_finished(self, call_id: str, output: str, *, ok: bool, summary: str) -> list[Effect]:
+        """A call's result: its output goes to the model, and the reply is asked for once its response's calls are done.
+
+        A result for a call that was cancelled meanwhile (or never ran) changes nothing.
+        """
+        item_id = self.calls.get(call_id)
+        item = self.items.get(item_id) if item_id else None
+        if item is None or item.call is None or item.call.state != "running":
+            return []
+        out: list[Effect] = []
+        self._settle(item_id, item, "done", output, summary, out, ok=ok)  # type: ignore[arg-type]
+        self._answer_batch(item.response_id, out)
+        return out
+
+    def _cancel_tools(self, out: list[Effect]) -> None:
+        """The user moved on (spoke, typed, pressed, stopped, left): running calls stop, none still to run will."""
+        for item_id, item in sorted(self.items.items(), key=lambda pair: pair[1].position):
+            call = item.call
+            if call is None or item.stored:
+                continue
+            if call.state == "announced":
+                call.cancel_wanted = True  # cancelled when its response is done (its item may not be whole yet)
+            elif call.state == "running":
+                out.append(CancelTool(call.call_id))
+                self._settle(item_id, item, "cancelled", CANCELLED_OUTPUT, "Cancelled.", out)
+                self._answer_batch(item.response_id, out)
+
+    def cancel_tools(self) -> list[Effect]:
+        """The user stopped the conversation: running calls are cancelled as by a barge-in."""
+        out: list[Effect] = []
+        self._cancel_tools(out)
+        return out
+
+    def end_tools(self) -> list[Effect]:
+        """The conversation ends: stop running calls and store them as interrupted (no session will hear of it)."""
+        out: list[Effect] = []
+        for item_id, item in self.items.items():
+            call = item.call
+            if call is not None and not item.stored and call.state == "running":
+                out.append(CancelTool(call.call_id))
+                self._settle(item_id, item, "interrupted", INTERRUPTED_OUTPUT,
+                             "Interrupted: the conversation ended while this ran.", out, send=False)
+        return out
 
     def _up_truncated(self, m: dict[str, Any], s: SessionFacts, out: list[Effect]) -> None:
         item = self._known(m["item_id"], "assistant", s, out)
@@ -542,10 +813,12 @@ class RelayCore:
             out.append(ToUpstream(protocol.truncate_item(command.item_id, heard_ms)))
         elif command.type == "text":
             self._cancel_running(out)
+            self._cancel_tools(out)
             out.append(ToUpstream(protocol.user_text_item(command.text)))
             self._create_response(out)
         elif command.type == "press":
             self._cancel_running(out)
+            self._cancel_tools(out)
             # Audio still held from a press whose release never came (the socket dropped mid-press, and the
             # browser came back) is what the user said: committed as a turn of its own rather than thrown away.
             held = self.push_to_talk and self.ptt_bytes >= MIN_COMMIT_BYTES
@@ -561,6 +834,7 @@ class RelayCore:
             self._create_response(out)
         elif command.type == "cancel":
             self._cancel_running(out)
+            self._cancel_tools(out)
         return out
 
     def pending_create_overdue(self) -> list[Effect]:
@@ -580,7 +854,7 @@ class RelayCore:
         self.config = config
         self.ptt_open = False
         return [
-            ToUpstream(protocol.session_update(config, self.dialect)),
+            ToUpstream(protocol.session_update(config, self.dialect, self.tools)),
             ToBrowser({"type": "settings_applied", "settings": options.browser_settings(config), "voice_locked": voice_locked}),
         ]
 
@@ -605,6 +879,7 @@ class RelayCore:
         out: list[Effect] = []
         s = self.session
         self.ptt_open = False
+        self._cancel_tools(out)
         if s.response_id is not None:
             item_id = s.response_item
             item = self.items.get(item_id) if item_id else None
@@ -663,6 +938,11 @@ class RelayCore:
         self.reply_owed = self._owed_reply()  # before the session's facts are cleared: the next one is asked
         for item_id, item in self.items.items():
             if item.stored:
+                continue
+            if item.call is not None:
+                if item.call.state == "announced":  # its response went with the session: it never runs
+                    self._settle(item_id, item, "interrupted", INTERRUPTED_OUTPUT,
+                                 "Interrupted: the connection to the voice service dropped.", out, send=False, tell=False)
                 continue
             if item.final is None and item.parts:
                 item.final = "".join(item.parts)
@@ -728,12 +1008,29 @@ def _outcome_message(status: str, reason: str) -> str:
     return ""
 
 
+def _seedable(item: Item) -> bool:
+    """Whether an item goes into a new session's history: something said, or a call it can name."""
+    if item.call is not None:
+        return bool(item.call.call_id and item.call.name)
+    return bool(item.text.strip())
+
+
+def _seed_chars(item: Item) -> int:
+    """How much text an item costs the seed: a call's arguments and output."""
+    if item.call is not None:
+        return len(item.call.name) + len(item.call.arguments) + len(item.call.output or "")
+    return len(item.text)
+
+
 def _outline(items: Sequence[tuple[str, Item]], max_chars: int) -> str:
     """A short outline of turns that no longer fit word for word: the start of each, the newest that fit."""
     lines: list[str] = []
     used = 0
     for _, item in reversed(items):
         text = " ".join(item.text.split())
+        if item.call is not None:
+            text = f"{item.call.name} {item.call.arguments} gave: {item.call.summary or item.call.output or ''}"
+            text = " ".join(text.split())
         if len(text) > SUMMARY_CHARS_PER_TURN:
             text = text[: SUMMARY_CHARS_PER_TURN - 1].rstrip() + "…"
         line = f"{item.role}: {text}"

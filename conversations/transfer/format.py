@@ -14,7 +14,13 @@ from ..realtime.protocol import share_cached
 
 FORMAT = "voiceapp.conversation"
 VERSION = 1
-ROLES = ("user", "assistant")
+ROLES = ("user", "assistant", "tool")
+# A tool turn's call id and tool name are sent upstream again when an imported conversation is continued:
+# only the shapes the service itself uses (function names are at most 64 such characters).
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_CALL_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+TOOL_TEXT_CHARS = 100_000
+TOOL_SUMMARY_CHARS = 1000
 CONVERSATION_STATUSES = ("active", "ended", "failed")
 TOKEN_FIELDS = (
     "input_text_tokens", "input_audio_tokens", "input_cached_tokens", "output_text_tokens",
@@ -45,6 +51,18 @@ class ImportedTurn:
     response_id: str
     generated_ms: int = 0
     recording_ms: int | None = None
+    tool: ImportedToolCall | None = None  # role "tool" only
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportedToolCall:
+    """What a tool turn of an imported conversation asked for and gave, checked."""
+
+    call_id: str
+    name: str
+    arguments: str
+    output: str
+    summary: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +134,7 @@ def build_document(
                 "response_id": t["response_id"],
                 "generated_ms": t["generated_ms"],
                 "recording_ms": t["recording_ms"],
+                **({"tool": _tool_of(t)} if t["role"] == "tool" else {}),
             }
             for t in turns
         ],
@@ -133,6 +152,12 @@ def build_document(
             for u in usage
         ],
     }
+
+
+def _tool_of(turn: Mapping[str, Any]) -> dict[str, str]:
+    """A tool turn's call as the export writes it."""
+    return {"call_id": turn["tool_call_id"], "name": turn["tool_name"], "arguments": turn["tool_arguments"],
+            "output": turn["tool_output"], "summary": turn["tool_summary"]}
 
 
 class _Checker:
@@ -316,8 +341,34 @@ def _turn(c: _Checker, raw: Any, where: str) -> ImportedTurn | None:
         # Added within version 1: files written before them have neither.
         generated_ms=c.integer(raw, "generated_ms", f"{where}.generated_ms", required=False),
         recording_ms=c.integer_or_null(raw, "recording_ms", f"{where}.recording_ms"),
+        tool=_tool_call(c, raw, where),
     )
     return turn if c.count == before else None
+
+
+def _tool_call(c: _Checker, raw: Mapping[str, Any], where: str) -> ImportedToolCall | None:
+    """The `tool` object a tool turn must have and no other turn may."""
+    if raw.get("role") != "tool":
+        if "tool" in raw:
+            c.fail(f"{where}.tool", _("only a turn with the role 'tool' has a tool call"))
+        return None
+    found = c.obj(raw, "tool", f"{where}.tool")
+    if found is None:
+        return None
+    at = f"{where}.tool"
+    call_id = c.string(found, "call_id", f"{at}.call_id", max_length=128, non_empty=True)
+    name = c.string(found, "name", f"{at}.name", max_length=64, non_empty=True)
+    if call_id and not _CALL_ID.fullmatch(call_id):
+        c.fail(f"{at}.call_id", _("may hold only letters, digits, '_' and '-'"))
+    if name and not _TOOL_NAME.fullmatch(name):
+        c.fail(f"{at}.name", _("may hold only letters, digits, '_' and '-'"))
+    return ImportedToolCall(
+        call_id=call_id,
+        name=name,
+        arguments=c.string(found, "arguments", f"{at}.arguments", max_length=TOOL_TEXT_CHARS, required=False),
+        output=c.string(found, "output", f"{at}.output", max_length=TOOL_TEXT_CHARS, required=False),
+        summary=c.string(found, "summary", f"{at}.summary", max_length=TOOL_SUMMARY_CHARS, required=False),
+    )
 
 
 def _usage(c: _Checker, raw: Any, where: str) -> ImportedUsage | None:
@@ -405,6 +456,7 @@ def check_document(document: Any) -> tuple[ImportedConversation | None, list[str
 
     turns: list[ImportedTurn] = []
     positions: dict[int, int] = {}
+    calls: dict[str, int] = {}
     for index, raw in enumerate(c.array(document, "turns", "turns")):
         turn = _turn(c, raw, f"turns[{index}]")
         if turn is None:
@@ -413,6 +465,12 @@ def check_document(document: Any) -> tuple[ImportedConversation | None, list[str
             c.fail(f"turns[{index}].position", _("%(position)s is also the position of turns[%(other)s]")
                    % {"position": turn.position, "other": positions[turn.position]})
         positions.setdefault(turn.position, index)
+        if turn.tool is not None:
+            # A continued conversation gives each call to the model again: two with one id would be one call.
+            if turn.tool.call_id in calls:
+                c.fail(f"turns[{index}].tool.call_id", _("%(id)s is also the call id of turns[%(other)s]")
+                       % {"id": repr(turn.tool.call_id), "other": calls[turn.tool.call_id]})
+            calls.setdefault(turn.tool.call_id, index)
         turns.append(turn)
 
     usage: list[ImportedUsage] = []

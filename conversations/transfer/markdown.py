@@ -42,6 +42,28 @@ def _moment(value: str | None) -> dt.datetime | None:
         return None
 
 
+def _tool_mark(status: str) -> str:
+    """How a tool call ended, in plain words ("" when it ran)."""
+    return {
+        "failed": _("it did not work; the assistant was told why"),
+        "cancelled": _("cancelled: you went on before it finished"),
+        "interrupted": _("interrupted: the conversation stopped while it ran"),
+    }.get(status, "")
+
+
+def _tool_lines(turn: dict[str, Any], when: dt.datetime | None) -> list[str]:
+    """A tool the assistant used, in plain words: which, when, how it went, and what it found."""
+    call = turn.get("tool") or {}
+    head = "*" + _one_line(_("The assistant used a tool: %(name)s") % {"name": call.get("name") or "?"}) + "*"
+    if when:
+        head += f" · {when:%H:%M:%S}"
+    mark = _tool_mark(turn.get("status") or "")
+    if mark:
+        head += " · *" + _one_line(mark) + "*"
+    summary = call.get("summary") or _("(no result was stored)")
+    return [head + "  ", *(escape_line(line) + "  " for line in summary.splitlines() or [""]), ""]
+
+
 def render(document: dict[str, Any]) -> str:
     """The conversation of an export document as a Markdown text."""
     conversation = document["conversation"]
@@ -60,6 +82,9 @@ def render(document: dict[str, Any]) -> str:
     speakers = {"user": _("You"), "assistant": _("Assistant")}
     for turn in document["turns"]:
         when = _moment(turn.get("started_at"))
+        if turn["role"] == "tool":
+            lines.extend(_tool_lines(turn, when))
+            continue
         head = f"**{speakers.get(turn['role'], turn['role'])}**"
         if when:
             head += f" · {when:%H:%M:%S}"

@@ -41,16 +41,27 @@ export function closeMessage(code) {
     ?? interpolate(gettext("The connection closed unexpectedly (code %(code)s). Press Start to try again."), { code });
 }
 
+/** The browser's IANA time zone ("Europe/Berlin"), or "" when it cannot say. */
+export function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "";
+  } catch {
+    return "";
+  }
+}
+
 /**
  * Builds the absolute ws:// or wss:// URL for a socket path, continuing `conversationId` when given.
  * `returning` marks a reconnect the page makes by itself after a drop: the server then answers a turn the
- * user spoke just before it, which the reply never reached.
+ * user spoke just before it, which the reply never reached. `timeZone` (the browser's own by default) is
+ * what tools such as the current time answer in; the server checks it and falls back to its own.
  */
-export function socketUrl(path, conversationId, returning = false) {
+export function socketUrl(path, conversationId, returning = false, timeZone = browserTimeZone()) {
   const url = new URL(path, window.location.href);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   if (conversationId) url.searchParams.set("conversation", conversationId);
   if (conversationId && returning) url.searchParams.set("resume", "1");
+  if (timeZone) url.searchParams.set("tz", timeZone);
   return url.href;
 }
 

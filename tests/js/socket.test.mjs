@@ -11,7 +11,7 @@ class FakeWebSocket {
 globalThis.WebSocket = FakeWebSocket;
 
 globalThis.window = { location: { href: "https://talk.example/talk/" } };
-const { MAX_BUFFERED_AUDIO_BYTES, TalkSocket, closeMessage, socketUrl } = await import("../../static/js/socket.js");
+const { MAX_BUFFERED_AUDIO_BYTES, TalkSocket, browserTimeZone, closeMessage, socketUrl } = await import("../../static/js/socket.js");
 
 test("audio frames go out while little is waiting and are dropped while the socket is backed up", () => {
   const socket = new TalkSocket("ws://localhost/ws/talk/");
@@ -34,8 +34,27 @@ test("a 1008 close says the conversation was ended for sending too much, and whe
 });
 
 test("a socket URL continues the conversation asked for, and marks only a page's own reconnect as returning", () => {
-  assert.equal(socketUrl("/ws/talk/"), "wss://talk.example/ws/talk/");
-  assert.equal(socketUrl("/ws/talk/", "c1"), "wss://talk.example/ws/talk/?conversation=c1");
-  assert.equal(socketUrl("/ws/talk/", "c1", true), "wss://talk.example/ws/talk/?conversation=c1&resume=1");
-  assert.equal(socketUrl("/ws/talk/", null, true), "wss://talk.example/ws/talk/");
+  assert.equal(socketUrl("/ws/talk/", null, false, ""), "wss://talk.example/ws/talk/");
+  assert.equal(socketUrl("/ws/talk/", "c1", false, ""), "wss://talk.example/ws/talk/?conversation=c1");
+  assert.equal(socketUrl("/ws/talk/", "c1", true, ""), "wss://talk.example/ws/talk/?conversation=c1&resume=1");
+  assert.equal(socketUrl("/ws/talk/", null, true, ""), "wss://talk.example/ws/talk/");
+});
+
+test("a socket URL carries the browser's time zone, encoded, for the tools that answer in it", () => {
+  assert.equal(socketUrl("/ws/talk/", "c1", false, "America/Argentina/Buenos_Aires"),
+    "wss://talk.example/ws/talk/?conversation=c1&tz=America%2FArgentina%2FBuenos_Aires");
+  const url = new URL(socketUrl("/ws/talk/"));
+  assert.equal(url.searchParams.get("tz"), Intl.DateTimeFormat().resolvedOptions().timeZone);
+  assert.equal(browserTimeZone(), Intl.DateTimeFormat().resolvedOptions().timeZone);
+});
+
+test("a browser that cannot tell its time zone sends none", () => {
+  const saved = Intl.DateTimeFormat;
+  Intl.DateTimeFormat = () => { throw new RangeError("no time zones here"); };
+  try {
+    assert.equal(browserTimeZone(), "");
+    assert.equal(socketUrl("/ws/talk/", "c1"), "wss://talk.example/ws/talk/?conversation=c1");
+  } finally {
+    Intl.DateTimeFormat = saved;
+  }
 });

@@ -48,6 +48,15 @@ test("history after a resume replaces the bubbles without duplicating any", () =
   assert.equal(currentItems(again).length, 2);
 });
 
+test("tool calls in the history are not drawn as bubbles", () => {
+  const model = reduce(emptyTranscript(), { type: "history", items: [
+    { item_id: "u1", role: "user", text: "What time is it?", interrupted: false, status: "" },
+    { item_id: "fc1", role: "tool", text: "It is 14:05.", interrupted: false, status: "", call_id: "c1", name: "current_time" },
+    { item_id: "a1", role: "assistant", text: "It is five past two.", interrupted: false, status: "" },
+  ] });
+  assert.deepEqual(texts(model), ["user:What time is it?", "assistant:It is five past two."]);
+});
+
 test("history keeps the earlier conversations above the divider", () => {
   let model = run(emptyTranscript(), ...aTurn);
   model = separate(model, "New conversation");

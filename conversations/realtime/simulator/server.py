@@ -264,6 +264,17 @@ class RealtimeSimulator:
             raise ValueError("a scripted reply must be non-empty text")
         self.options.reply_texts.extend(queued)  # one atomic extend: safe from any thread
 
+    def next_heard(self, texts: Iterable[str]) -> None:
+        """Queue what the next committed user audio items say, across sessions (else their length).
+
+        Each becomes that item's transcript and what the simulated model hears (with transcription
+        off too), so a spoken turn can name a tool's purpose: `sim.next_heard(["What time is it?"])`.
+        """
+        queued = list(texts)
+        if not all(isinstance(text, str) and text.strip() for text in queued):
+            raise ValueError("a scripted transcript must be non-empty text")
+        self.options.heard_texts.extend(queued)  # one atomic extend: safe from any thread
+
     def refuse_next(self, status: int, n: int = 1, *, retry_after_s: int | None = None) -> None:
         """Refuse the next `n` handshakes with HTTP `status`, or with ABORT (1006) drop them unanswered.
 

@@ -16,7 +16,7 @@ from typing import Any
 from websockets.exceptions import ConnectionClosed
 
 from ..schema import SchemaError, validate_client_event
-from . import dialects
+from . import dialects, tools
 from .dialects import GA, PREVIEW
 from .ids import new_id
 from .speech import synthesize
@@ -53,6 +53,8 @@ class Options:
     transcription_failures: int = 0  # the next N transcriptions fail, in whichever session
     response_outcomes: deque[str] = field(default_factory=deque)  # one is used per response
     reply_texts: deque[str] = field(default_factory=deque)  # scripted replies, one per response, else derived
+    # What the next committed user audio items say (their transcripts, and what the model hears).
+    heard_texts: deque[str] = field(default_factory=deque)
     reject_session_update_param: str | None = None
     # What `rate_limits.updated` reports (the service's list of requests/tokens limits); None: generous.
     rate_limits: list[dict[str, Any]] | None = None
@@ -69,6 +71,9 @@ class Item:
     text: str = ""
     audio_ms: int = 0
     truncated_ms: int | None = None
+    # What user audio says when a test scripted it (Options.heard_texts): the model hears it even
+    # with transcription off, as the service's model hears audio, so it can ask for a tool.
+    heard: str | None = None
 
     @property
     def heard_ms(self) -> int:
@@ -87,6 +92,8 @@ class Run:
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # A function-call response makes these calls instead of speaking.
+    calls: list[tools.Call] = field(default_factory=list)
 
 
 class ClientError(Exception):
@@ -239,6 +246,7 @@ class SimulatedSession:
                 dialects.voice_param(self.dialect),
             )
         self._check_ranges(update)
+        self._check_tools(update, "session")
         self._check_rejected_param(update)
         before = dialects.turn_detection(self.dialect, self.session)
         self.session = dialects.apply_update(self.dialect, self.session, update)
@@ -280,6 +288,16 @@ class SimulatedSession:
                     f"Invalid '{param}': {kind} above maximum value. Expected a value <= {high}, but got {value} instead.",
                     param,
                 )
+
+    def _check_tools(self, update: dict[str, Any], param: str) -> None:
+        """Function declarations and tool_choice as the service checks them, beyond the types."""
+        if "tools" in update:
+            tools.check_tools(update["tools"], f"{param}.tools")
+        if "tools" in update or "tool_choice" in update:
+            # A forced function may be declared in the same update, or earlier.
+            declared = update.get("tools", self.session.get("tools") or [])
+            choice = update.get("tool_choice", self.session.get("tool_choice"))
+            tools.check_tool_choice(self.dialect, choice, declared, f"{param}.tool_choice")
 
     def _check_rejected_param(self, update: dict[str, Any]) -> None:
         """The reject_session_update_param knob: refuse any update that sets that parameter path."""
@@ -410,7 +428,10 @@ class SimulatedSession:
             }
         )
         audio_ms = len(pcm) // BYTES_PER_MS
-        item = Item(item_id, "user", "audio", dialects.user_audio_item(item_id), audio_ms=audio_ms)
+        heard = self.options.heard_texts.popleft() if self.options.heard_texts else None
+        item = Item(
+            item_id, "user", "audio", dialects.user_audio_item(item_id), audio_ms=audio_ms, heard=heard
+        )
         self.items.append(item)
         await self._announce_item(item, previous)
         settings = dialects.transcription(self.dialect, self.session)
@@ -447,7 +468,7 @@ class SimulatedSession:
                     }
                 )
                 return
-            transcript = user_transcript(item.audio_ms)
+            transcript = item.heard if item.heard is not None else user_transcript(item.audio_ms)
             item.text = transcript
             item.payload["content"][0]["transcript"] = transcript
             base = {"item_id": item.id, "content_index": 0}
@@ -506,13 +527,28 @@ class SimulatedSession:
             raise ClientError(
                 "invalid_value", f"Item with id '{item_id}' already exists.", "item.id"
             )
+        tools.check_item(payload)
+        is_output = payload.get("type") == "function_call_output"
+        if is_output and payload["call_id"] not in self._call_names():
+            # What the service answers (livekit/agents#3344, OpenAI community forum): code
+            # invalid_tool_call_id, no param.
+            raise ClientError(
+                "invalid_tool_call_id",
+                f"Tool call ID '{payload['call_id']}' not found in conversation.",
+            )
+        if payload.get("type") == "function_call":
+            # A seeded call may leave its id to the server.
+            payload.setdefault("call_id", new_id("call", 16))
         payload.update(id=item_id, object="realtime.item", status="completed")
         texts = [
             part.get("text") or part.get("transcript") or ""
             for part in payload.get("content") or []
             if isinstance(part, dict)
         ]
-        text = " ".join(t for t in texts if t) or str(payload.get("output") or "")
+        # Function items bill their arguments or output as text, as the service counts them.
+        text = " ".join(t for t in texts if t) or str(
+            payload.get("output") or payload.get("arguments") or ""
+        )
         item = Item(
             item_id,
             payload.get("role") or payload.get("type", "message"),
@@ -537,6 +573,14 @@ class SimulatedSession:
         previous = self.items[index - 1].id if index > 0 else None
         self.items.insert(index, item)
         await self._announce_item(item, previous)
+
+    def _call_names(self) -> dict[str, str]:
+        """The function calls in the conversation: call_id -> function name."""
+        return {
+            item.payload["call_id"]: item.payload.get("name") or ""
+            for item in self.items
+            if item.payload.get("type") == "function_call" and item.payload.get("call_id")
+        }
 
     async def _on_conversation_item_retrieve(self, event: dict[str, Any]) -> None:
         item = self._find(event["item_id"])
@@ -587,7 +631,9 @@ class SimulatedSession:
                 f"Conversation already has an active response in progress: {self.active.id}. "
                 "Wait until the response is finished before creating a new one.",
             )
-        self._start_response(event.get("response") or {})
+        override = event.get("response") or {}
+        self._check_tools(override, "response")
+        self._start_response(override)
 
     async def _on_response_cancel(self, event: dict[str, Any]) -> None:
         wanted = event.get("response_id")
@@ -599,8 +645,10 @@ class SimulatedSession:
 
     def _start_response(self, override: dict[str, Any]) -> None:
         outcomes, replies = self.options.response_outcomes, self.options.reply_texts
+        calls = self._choose_calls(override)
+        # A function-call response says nothing: a scripted reply waits for the answer after it.
         run = Run(new_id("resp"), override, outcomes.popleft() if outcomes else "completed",
-                  replies.popleft() if replies else None)
+                  replies.popleft() if replies and not calls else None, calls=calls)
         self.active = run
         run.task = self._spawn(self._respond(run))
 
@@ -621,19 +669,44 @@ class SimulatedSession:
         except TimeoutError:
             pass
 
+    def _unanswered(self) -> tuple[Item | None, list[Item]]:
+        """The latest user item no assistant message answered (or None), and the items after it."""
+        for index in range(len(self.items) - 1, -1, -1):
+            item = self.items[index]
+            if item.role in ("user", "assistant"):
+                return (item if item.role == "user" else None), self.items[index + 1 :]
+        return None, list(self.items)
+
+    def _choose_calls(self, override: dict[str, Any]) -> list[tools.Call]:
+        """The function calls a new response makes (tools.choose_calls); [] for a spoken answer."""
+        declared = override.get("tools", self.session.get("tools") or [])
+        choice = override.get("tool_choice", self.session.get("tool_choice", "auto"))
+        parallel = override.get("parallel_tool_calls", True) is not False
+        user, after = self._unanswered()
+        text = None if user is None else user.heard if user.heard is not None else user.text
+        if choice == "auto" and any(item.role == "function_call" for item in after):
+            return []  # the user's words were already answered with calls: now their outputs are
+        return tools.choose_calls(text, declared, choice, parallel=parallel)
+
     def reply_text(self) -> str:
-        """The deterministic reply to the latest user item (see docs/simulator.md)."""
-        for item in reversed(self.items):
-            if item.role == "assistant":
-                break
-            if item.role == "user":
-                if item.kind == "audio":
-                    return f"I heard you speak for {item.audio_ms / 1000:.1f} seconds."
-                text = " ".join(item.text.split())
-                if len(text) > 120:
-                    text = text[:117].rstrip() + "..."
-                return f"You wrote: {text}" + ("" if text[-1:] in ".?!" else ".")
-        return "Is there anything else I can help you with?"
+        """The deterministic reply to the latest user item or the outputs after it (see docs)."""
+        user, after = self._unanswered()
+        names = self._call_names()
+        outputs = [
+            (names.get(item.payload.get("call_id"), ""), item.payload.get("output") or "")
+            for item in after
+            if item.role == "function_call_output"
+        ]
+        if outputs:
+            return tools.answer(outputs)
+        if user is None:
+            return "Is there anything else I can help you with?"
+        if user.kind == "audio":
+            return f"I heard you speak for {user.audio_ms / 1000:.1f} seconds."
+        text = " ".join(user.text.split())
+        if len(text) > 120:
+            text = text[:117].rstrip() + "..."
+        return f"You wrote: {text}" + ("" if text[-1:] in ".?!" else ".")
 
     async def _respond(self, run: Run) -> None:
         try:
@@ -648,11 +721,11 @@ class SimulatedSession:
         """Stream one response in the service's order, honouring cancellation and the output budget."""
         modalities = dialects.output_modalities(self.dialect, self.session, run.override)
         audio_out = dialects.wants_audio(modalities)
-        reply = run.reply if run.reply is not None else self.reply_text()
+        reply = run.reply if run.reply is not None else "" if run.calls else self.reply_text()
         voice = dialects.voice(self.dialect, self.session)
         pcm = (
             await synthesize(reply, voice=voice, speed=dialects.speed(self.dialect, self.session))
-            if audio_out
+            if audio_out and not run.calls
             else b""
         )
         if self.options.response_delay_s:
@@ -681,10 +754,13 @@ class SimulatedSession:
         await self.send({"type": "response.created", "response": response("in_progress", [])})
         await self.send({"type": "rate_limits.updated", "rate_limits": self.options.rate_limits or _rate_limits()})
         if run.cancel_reason:
-            await self._finish(run, response, history, None, "")
+            await self._finish(run, response, history, [], "")
             return
         if run.outcome == "failed":
             await self._fail(run, response)
+            return
+        if run.calls:
+            await self._call_functions(run, response, history)
             return
         item_id = new_id("item")
         previous = self.items[-1].id if self.items else None
@@ -807,7 +883,66 @@ class SimulatedSession:
                     "item": item.payload,
                 }
             )
-        await self._finish(run, response, history, item, sent_text, cut_reason if cut else None)
+        await self._finish(run, response, history, [item], sent_text, cut_reason if cut else None)
+
+    async def _call_functions(
+        self, run: Run, response: Callable[..., dict[str, Any]], history: list[Item]
+    ) -> None:
+        """Stream the response's function calls in the service's order; the client answers them."""
+        items: list[Item] = []
+        for index, call in enumerate(run.calls):
+            if run.cancel_reason:
+                break  # a cancelled response starts no further call
+            item_id, call_id = new_id("item"), new_id("call", 16)
+            previous = self.items[-1].id if self.items else None
+            item = Item(
+                item_id,
+                "function_call",
+                "text",
+                tools.call_item(item_id, call_id, call.name, "", status="in_progress"),
+            )
+            self.items.append(item)
+            items.append(item)
+            added = {"response_id": run.id, "output_index": index, "item": item.payload}
+            await self.send({"type": "response.output_item.added", **added})
+            await self._announce_item(item, previous, done=False)
+            where = {
+                "response_id": run.id,
+                "item_id": item_id,
+                "output_index": index,
+                "call_id": call_id,
+            }
+            for delta in tools.argument_chunks(call.arguments):
+                await self.send(
+                    {"type": "response.function_call_arguments.delta", **where, "delta": delta}
+                )
+                item.text += delta
+                # The model takes a moment per chunk: paced, a barge-in can land mid-call.
+                await self._pause(run, 0.1 if self.options.realtime_pacing else 0)
+                if run.cancel_reason:
+                    break
+            # Sent even when cancelled, with what was streamed (so the types say); GA adds the name.
+            done = {
+                "type": "response.function_call_arguments.done",
+                **where,
+                "arguments": item.text,
+            }
+            if self.dialect == GA:
+                done["name"] = call.name
+            await self.send(done)
+            item.payload.update(
+                arguments=item.text, status="incomplete" if run.cancel_reason else "completed"
+            )
+            await self.send({"type": "response.output_item.done", **added})
+            if self.dialect == GA:
+                await self.send(
+                    {
+                        "type": "conversation.item.done",
+                        "previous_item_id": previous,
+                        "item": item.payload,
+                    }
+                )
+        await self._finish(run, response, history, items, "".join(item.text for item in items))
 
     def _output_budget(self, run: Run, reply: str, audio_ms: int) -> tuple[int | None, str]:
         """The output tokens this response may use, and the reason it ends incomplete if it runs out."""
@@ -843,13 +978,13 @@ class SimulatedSession:
         run: Run,
         response: Callable[..., dict[str, Any]],
         history: list[Item],
-        item: Item | None,
+        items: list[Item],
         text: str,
         cut_reason: str | None = None,
     ) -> None:
         """Send response.done with usage computed from durations (see docs/simulator.md)."""
-        usage = self._usage(history, item.audio_ms if item is not None else 0, text)
-        output = [item.payload] if item is not None else []
+        usage = self._usage(history, sum(item.audio_ms for item in items), text)
+        output = [item.payload for item in items]
         if run.cancel_reason:
             done = response(
                 "cancelled", output, usage, {"type": "cancelled", "reason": run.cancel_reason}

@@ -97,7 +97,8 @@ export function reduce(model, msg) {
   switch (msg?.type) {
     case "history": {
       // The server's list is the truth: replace the current conversation's entries, so a resume never duplicates.
-      const items = Array.isArray(msg.items) ? msg.items.filter((item) => item && item.item_id) : [];
+      // Tool calls (role "tool") are not bubbles: until the page draws tool lines of its own, they are left out.
+      const items = Array.isArray(msg.items) ? msg.items.filter((item) => item && item.item_id && item.role !== "tool") : [];
       const seen = new Set();
       const fresh = [];
       for (const item of items) {
