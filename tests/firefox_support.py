@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import shutil
 import subprocess
 import tempfile
@@ -63,14 +64,17 @@ class PulseMicrophone:
         self._speaker = threading.Thread(target=self._speak, args=(wav,), daemon=True)
         self._speaker.start()
 
-    def plug_silent_microphone(self, name: str) -> str:
-        """Plug in a second microphone, described as `name`, that hears nothing; returns its module ids."""
+    def plug_microphone(self, name: str, wav: Path | None = None) -> str:
+        """Plug in a second microphone, described as `name`, that plays `wav` in a loop (or hears nothing);
+        returns what unplug() needs."""
         ids = []
         for module in (["module-null-sink", f"sink_name={name}sink"],
                        ["module-remap-source", f"master={name}sink.monitor", f"source_name={name}",
                         f"source_properties=device.description={name}"]):
             done = subprocess.run(["pactl", "load-module", *module], env=self.env, check=True, capture_output=True, text=True)
             ids.append(done.stdout.strip())
+        if wav is not None:
+            threading.Thread(target=self._speak, args=(wav, f"{name}sink"), daemon=True).start()
         return " ".join(ids)
 
     def unplug(self, module_ids: str) -> None:
@@ -78,9 +82,11 @@ class PulseMicrophone:
         for module_id in reversed(module_ids.split()):
             subprocess.run(["pactl", "unload-module", module_id], env=self.env, check=True, capture_output=True)
 
-    def _speak(self, wav: Path) -> None:
+    def _speak(self, wav: Path, sink: str = "micsink") -> None:
         while not self._stopped.is_set():
-            subprocess.run(["paplay", "--device=micsink", str(wav)], env=self.env, capture_output=True)
+            done = subprocess.run(["paplay", f"--device={sink}", str(wav)], env=self.env, capture_output=True)
+            if done.returncode != 0 and sink != "micsink":
+                return  # that microphone was unplugged
 
     def close(self) -> None:
         if hasattr(self, "_stopped"):
@@ -194,6 +200,7 @@ class Firefox:
             self.close()
             raise RuntimeError(f"Firefox did not start: {hello!r}")
         self.version = json.loads(hello)["version"]
+        self._browser_pid = json.loads(hello).get("pid")
         self.page = FirefoxPage(self._bridge)
 
     @property
@@ -226,4 +233,11 @@ class Firefox:
                 self._bridge.wait(15)
             except subprocess.TimeoutExpired:
                 self._bridge.kill()
+        # A browser that stopped answering outlives its bridge; its content processes end with it.
+        pid = getattr(self, "_browser_pid", None)
+        try:
+            if pid and b"firefox" in Path(f"/proc/{pid}/cmdline").read_bytes():  # still ours, not a reused id
+                os.kill(pid, signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
         self.microphone.close()

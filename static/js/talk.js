@@ -49,6 +49,8 @@ const app = {
   recording: false,
   /** Test hook: drops the live socket as a network failure would; the page then resumes the conversation. */
   dropSocket: () => session?.client?.dropSocket(),
+  /** The microphone in use, as the browser applied it ({deviceId, echoCancellation, ...}; {} when none). */
+  microphoneSettings: () => session?.capture?.trackSettings ?? {},
   /** The current conversation's bubbles as {itemId, role, text}. */
   transcriptItems: () => transcript.items(),
   /** The last limit refusal ({limit, message, resetsAt}) and until when Start waits for it (or null). */

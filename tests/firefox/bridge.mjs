@@ -65,7 +65,8 @@ const commands = {
 };
 
 const reply = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
-reply({ ready: true, version: await browser.version() });
+// The browser's process id lets the Python side kill a browser that no longer answers (tests/firefox_support.py).
+reply({ ready: true, version: await browser.version(), pid: browser.process()?.pid ?? null });
 
 for await (const line of createInterface({ input: process.stdin })) {
   const { id, cmd, args = [] } = JSON.parse(line);
