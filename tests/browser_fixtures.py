@@ -1,7 +1,7 @@
 """What the real-browser tests share: a user who logs in through the form, the served app, and Chromium.
 
 The fixtures (`account`, `open_browser`) are registered in tests/conftest.py; test modules import the
-helpers (`serve`, `silent_wav`, `Browser`) from here, never from one another.
+helpers (`serve`, `silent_wav`, `db`, `Browser`) from here, never from one another.
 """
 from __future__ import annotations
 
@@ -39,6 +39,22 @@ def serve(sim, dialect: str = "ga", **env: str):
             **env,
         }
     )
+
+
+def db(query):
+    """Run a database query off this thread: Playwright's sync API keeps an event loop running here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def run():
+        try:
+            return query()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
 
 
 def silent_wav(path):
@@ -83,6 +99,35 @@ class Browser:
     def close(self) -> None:
         self._browser.close()
         self._pw.stop()
+
+
+def _opening(factory):
+    """Yield a function that opens browsers with `factory`; close every one it opened afterwards."""
+    opened = []
+
+    def make(*args, **kwargs):
+        opened.append(factory(*args, **kwargs))
+        return opened[-1]
+
+    yield make
+    for browser in opened:
+        browser.close()
+
+
+@pytest.fixture
+def open_firefox():
+    """Open Firefox ESR browsers with a speaking PulseAudio microphone (tests/firefox_support.py); closed after."""
+    from .firefox_support import Firefox
+
+    yield from _opening(Firefox)
+
+
+@pytest.fixture
+def open_webkit():
+    """Open WebKitGTK browsers with a speaking PulseAudio microphone (tests/webkit_support.py); closed after."""
+    from .webkit_support import WebKit
+
+    yield from _opening(WebKit)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from conversations import services
 from conversations.realtime.options import Preferences
 
 from .browser_fixtures import serve, silent_wav
+from .browser_scenarios import assert_barge_in_truncates_the_reply_at_what_was_played
 from .browser_support import ARTIFACTS, barge_in_wav, browser_available, simulator_thread, speech_wav, wait_until
 
 pytestmark = [
@@ -103,16 +104,7 @@ def test_barge_in_truncates_the_reply_at_what_was_played(account, open_browser, 
         b = open_browser(url, wav)
         b.login()
         b.start()
-        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
-        played = b.page.evaluate("window.voiceApp.lastTruncate")
-        sent_ms = next(i.audio_ms for i in sim.sessions[0].session.items if i.id == truncate["item_id"])
-        assert played["itemId"] == truncate["item_id"]
-        # Cut where the listener stopped hearing: never past what the simulator had sent.
-        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
-        assert truncate["audio_end_ms"] <= sent_ms
-        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
-        assert sim.validation_errors == []
-        assert b.page.is_hidden("#error")
+        assert_barge_in_truncates_the_reply_at_what_was_played(b, sim)
 
 
 def test_the_level_meter_moves_while_the_microphone_speaks(account, open_browser, tmp_path):

@@ -7,29 +7,13 @@ import pytest
 from conversations.models import Turn
 
 from .browser_support import ARTIFACTS, browser_available, free_port, simulator_thread, speech_wav, wait_until
-from .browser_fixtures import serve, silent_wav
+from .browser_fixtures import db, serve, silent_wav
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
 ]
-
-
-def db(query):
-    """Run a database query off this thread: Playwright's sync API keeps an event loop running here."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    def run():
-        try:
-            return query()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def say(b, text: str, answers_before: int) -> None:

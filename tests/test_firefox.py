@@ -10,10 +10,14 @@ from conversations import services
 from conversations.models import Turn
 from conversations.realtime.options import Preferences
 
-from .browser_fixtures import serve, silent_wav
+from .browser_fixtures import db, serve, silent_wav
+from .browser_scenarios import (
+    assert_barge_in_truncates_the_reply_at_what_was_played,
+    run_the_pre_flight_check,
+    wait_for_a_spoken_turn_answered,
+)
 from .browser_support import ARTIFACTS, barge_in_wav, simulator_thread, speech_wav, wait_until
-from .firefox_support import Firefox, firefox_available
-from .test_browser_survival import db
+from .firefox_support import firefox_available
 
 pytestmark = [
     pytest.mark.browser,
@@ -21,21 +25,6 @@ pytestmark = [
     pytest.mark.skipif(not firefox_available(), reason="needs firefox-esr, pulseaudio, espeak-ng, sox and "
                        "tests/firefox's puppeteer-core (bash .ci/run installs them)"),
 ]
-
-
-@pytest.fixture
-def open_firefox():
-    """Open Firefox browsers with a speaking microphone; each is closed (and its sound server stopped) after."""
-    opened = []
-
-    def make(url, wav):
-        browser = Firefox(url, wav)
-        opened.append(browser)
-        return browser
-
-    yield make
-    for browser in opened:
-        browser.close()
 
 
 def appends(sim) -> list[dict]:
@@ -48,12 +37,7 @@ def test_a_spoken_conversation_in_firefox_is_heard_answered_aloud_shown_and_stor
         b = open_firefox(url, wav)
         b.login()
         b.start()
-        b.page.wait_for_function(
-            "() => window.voiceApp.transcriptItems().some(i => i.role === 'user' && i.text)"
-            " && (window.voiceApp.stats.messages.response_done || 0) >= 1", timeout=30_000)
-        b.page.wait_for_function("() => window.voiceApp.stats.framesPlayed > 0", timeout=15_000)
-        stats = b.page.evaluate("window.voiceApp.stats")
-        items = b.page.evaluate("window.voiceApp.transcriptItems()")
+        stats, items = wait_for_a_spoken_turn_answered(b)
         conversation_id = b.page.evaluate("window.voiceApp.conversationId")
         b.page.screenshot(str(ARTIFACTS / "firefox-talk.png"))
         assert stats["framesCaptured"] > 25 and stats["bytesSent"] > 48_000  # more than a second of microphone
@@ -74,18 +58,7 @@ def test_barge_in_in_firefox_truncates_the_reply_at_what_was_played(account, ope
         b = open_firefox(url, barge_in_wav(tmp_path))
         b.login()
         b.start()
-        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
-        b.page.wait_for_function("() => window.voiceApp.lastTruncate", timeout=5_000)
-        played = b.page.evaluate("window.voiceApp.lastTruncate")
-        sent_ms = next(i.audio_ms for i in sim.sessions[0].session.items if i.id == truncate["item_id"])
-        assert played["itemId"] == truncate["item_id"]
-        # Cut where the listener stopped hearing: never past what the simulator had sent.
-        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
-        assert truncate["audio_end_ms"] <= sent_ms
-        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
-        assert sim.validation_errors == []
-        assert b.page.is_hidden("#error")
-        assert b.errors == []
+        assert_barge_in_truncates_the_reply_at_what_was_played(b, sim)
 
 
 def test_push_to_talk_in_firefox_sends_audio_only_while_the_button_is_held(account, open_firefox, tmp_path):
@@ -152,15 +125,7 @@ def test_the_pre_flight_check_in_firefox_reports_every_check(account, open_firef
     with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
         b = open_firefox(url, wav)
         b.login()
-        b.page.goto("/check/")
-        b.page.click("#run-checks")
-        b.page.wait_for_function(
-            "() => [...document.querySelectorAll('#check-results li[data-check]')]"
-            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))", timeout=30_000)
-        results = b.page.evaluate(
-            "Object.fromEntries([...document.querySelectorAll('#check-results li[data-check]')]"
-            ".map(li => [li.dataset.check, li.dataset.result]))")
-        text = b.page.inner_text("#check-results")
+        results, text = run_the_pre_flight_check(b)
         b.page.screenshot(str(ARTIFACTS / "firefox-check.png"))
         assert set(results) == {"mic", "level", "rate", "socket", "upstream", "echo"}
         assert results["mic"] == "pass" and results["socket"] == "pass" and results["rate"] == "pass", text

@@ -8,9 +8,14 @@ import json
 
 import pytest
 
-from .browser_support import ARTIFACTS, barge_in_wav, simulator_thread, speech_wav, wait_until
 from .browser_fixtures import serve
-from .webkit_support import WebKit, webkit_available
+from .browser_scenarios import (
+    assert_barge_in_truncates_the_reply_at_what_was_played,
+    run_the_pre_flight_check,
+    wait_for_a_spoken_turn_answered,
+)
+from .browser_support import ARTIFACTS, barge_in_wav, simulator_thread, speech_wav
+from .webkit_support import webkit_available
 
 pytestmark = [
     pytest.mark.browser,
@@ -18,21 +23,6 @@ pytestmark = [
     pytest.mark.skipif(not webkit_available(), reason="needs webkit2gtk-driver (WebKitWebDriver and MiniBrowser), "
                        "xvfb, pulseaudio, gstreamer1.0-pulseaudio, espeak-ng and sox (bash .ci/run installs them)"),
 ]
-
-
-@pytest.fixture
-def open_webkit():
-    """Open WebKit browsers with a speaking microphone; each is closed (with its display and sound server) after."""
-    opened = []
-
-    def make(url, wav):
-        browser = WebKit(url, wav)
-        opened.append(browser)
-        return browser
-
-    yield make
-    for browser in opened:
-        browser.close()
 
 
 def test_the_talk_page_in_webkit_captures_the_microphone_and_plays_the_reply(account, open_webkit, tmp_path):
@@ -48,12 +38,7 @@ def test_the_talk_page_in_webkit_captures_the_microphone_and_plays_the_reply(acc
         first = b.page.evaluate("window.voiceApp.stats")
         b.page.wait_for_function(f"() => window.voiceApp.stats.framesCaptured > {first['framesCaptured'] + 10}",
                                  timeout=5_000)  # and it keeps coming
-        b.page.wait_for_function(
-            "() => window.voiceApp.transcriptItems().some(i => i.role === 'user' && i.text)"
-            " && (window.voiceApp.stats.messages.response_done || 0) >= 1", timeout=30_000)
-        b.page.wait_for_function("() => window.voiceApp.stats.framesPlayed > 0", timeout=15_000)
-        stats = b.page.evaluate("window.voiceApp.stats")
-        items = b.page.evaluate("window.voiceApp.transcriptItems()")
+        stats, items = wait_for_a_spoken_turn_answered(b)
         b.page.screenshot(str(ARTIFACTS / "webkit-talk.png"))
         # What this WebKit did, for the notes and for a failure's diagnosis: its rate, the track as applied.
         (ARTIFACTS / "webkit-talk.json").write_text(json.dumps({"version": b.version, "stats": stats, "audio": b.page.evaluate(
@@ -74,17 +59,7 @@ def test_barge_in_in_webkit_truncates_the_reply_at_what_was_played(account, open
         b = open_webkit(url, wav)
         b.login()
         b.start()
-        truncate = wait_until(lambda: [e for e in sim.received if e["type"] == "conversation.item.truncate"], timeout=30)[0]
-        played = b.page.wait_for_function("() => window.voiceApp.lastTruncate", timeout=5_000)
-        sent_ms = next(i.audio_ms for i in sim.sessions[0].session.items if i.id == truncate["item_id"])
-        assert played["itemId"] == truncate["item_id"]
-        # Cut where the listener stopped hearing: never past what the simulator had sent.
-        assert 0 < truncate["audio_end_ms"] <= played["playedMs"] + 1
-        assert truncate["audio_end_ms"] <= sent_ms
-        b.page.wait_for_selector(f'#transcript .bubble.interrupted[data-item-id="{truncate["item_id"]}"]', timeout=10_000)
-        assert sim.validation_errors == []
-        assert b.page.is_hidden("#error")
-        assert b.errors == []
+        assert_barge_in_truncates_the_reply_at_what_was_played(b, sim)
 
 
 def test_the_pre_flight_check_passes_in_webkit(account, open_webkit, tmp_path):
@@ -92,16 +67,7 @@ def test_the_pre_flight_check_passes_in_webkit(account, open_webkit, tmp_path):
     with simulator_thread(api_key="sim-key", strict=True) as sim, serve(sim) as url:
         b = open_webkit(url, wav)
         b.login()
-        b.page.goto("/check/")
-        b.page.wait_for_function("() => !document.getElementById('run-checks').disabled")
-        b.page.click("#run-checks")
-        b.page.wait_for_function(
-            "() => [...document.querySelectorAll('#check-results li[data-check]')]"
-            ".every(li => ['pass', 'warn', 'fail'].includes(li.dataset.result))", timeout=30_000)
-        results = b.page.evaluate(
-            "() => Object.fromEntries([...document.querySelectorAll('#check-results li[data-check]')]"
-            ".map(li => [li.dataset.check, li.dataset.result]))")
-        text = b.page.text_content("#check-results")
+        results, text = run_the_pre_flight_check(b)
         b.page.screenshot(str(ARTIFACTS / "webkit-check.png"))
         (ARTIFACTS / "webkit-check.json").write_text(json.dumps({"version": b.version, "results": results, "text": text}))
         assert results["mic"] == "pass" and results["rate"] == "pass", text
