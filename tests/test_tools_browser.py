@@ -112,3 +112,27 @@ def test_asked_what_it_was_told_the_assistant_looks_it_up_and_quotes_the_earlier
         b.page.wait_for_function("() => (window.voiceApp.stats.messages.history || 0) >= 1", timeout=10_000)
         assert roles(b) == ["user", "tool", "assistant"]
         assert b.page.locator("#transcript .tool-line").count() == 1
+
+
+def test_markup_in_a_tools_words_is_shown_as_text_and_never_run(account, open_browser, tmp_path):
+    from .tools_for_tests import HOSTILE_TEXT
+
+    with simulator_thread(api_key="sim-key", strict=True) as sim, \
+            serve(sim, REALTIME_TOOLS="tests.tools_for_tests.hostile_lookup") as url:
+        b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
+        b.login()
+        b.start()
+        b.page.evaluate(WATCH_TOOL_LINES)
+        b.page.fill("#text-input", "Please do a hostile lookup.")
+        b.page.press("#text-input", "Enter")
+        b.page.wait_for_selector('#transcript .tool-line[data-state="completed"]', timeout=20_000)
+        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"]', timeout=20_000)
+        assert b.page.evaluate("window.__toolTexts") == [HOSTILE_TEXT, f"Found {HOSTILE_TEXT}"]
+        assert b.page.locator("#transcript img, #transcript script").count() == 0
+        assert b.page.evaluate("window.__pwned") is None, "the payload ran"
+        conversation_id = b.page.evaluate("window.voiceApp.conversationId")
+        b.page.goto(f"{url}/?conversation={conversation_id}")  # the stored line, drawn by the server
+        b.page.wait_for_function("() => window.voiceApp !== undefined")
+        assert b.page.inner_text("#transcript .tool-line .text") == f"Found {HOSTILE_TEXT}"
+        assert b.page.locator("#transcript img, #transcript script").count() == 0
+        assert b.page.evaluate("window.__pwned") is None, "the payload ran"
