@@ -17,7 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from . import selectors, services
 from .forms import DeleteAllDataForm, HistoryFilterForm, PreferencesForm, RenameForm
-from .models import Conversation, Turn
+from .models import Conversation
 from .realtime import options
 from .tools.selectors import tool_choices
 from .upstream import configured_dialect, transcription_models
@@ -33,8 +33,8 @@ def talk(request: HttpRequest) -> HttpResponse:
         if conversation is None:
             # Someone else's conversation and a malformed id look the same: not found.
             raise Http404("No such conversation.")
-        # What was said; tool calls are left to the page's own tool lines (the `history` message carries them).
-        turns = [t for t in selectors.turns_of(conversation=conversation) if t.role != Turn.Role.TOOL]
+        # What was said, and the tools the assistant used, in order (drawn as the page's tool lines).
+        turns = selectors.turns_of(conversation=conversation)
     prefs = selectors.preferences_for(user=request.user)
     context = {
         "ws_path": "/ws/talk/",

@@ -162,7 +162,7 @@ def test_a_reload_shows_the_stored_conversation_and_start_continues_it(account, 
         b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
         b.login()
         b.start()
-        say(b, "Remember the word <b>tangerine</b>.", 0)
+        say(b, "Keep the word <b>tangerine</b> in mind.", 0)
         conversation_id = b.page.evaluate("window.voiceApp.conversationId")
         b.page.click("#stop")
         b.page.wait_for_selector('#status[data-state="idle"]')
@@ -173,7 +173,7 @@ def test_a_reload_shows_the_stored_conversation_and_start_continues_it(account, 
         assert b.page.is_visible("#continue-line")
         stored = dom_items(b)
         assert [r for r, _ in stored] == ["user", "assistant"]
-        assert b.page.inner_text('#transcript .bubble[data-role="user"] .text') == "Remember the word <b>tangerine</b>."
+        assert b.page.inner_text('#transcript .bubble[data-role="user"] .text') == "Keep the word <b>tangerine</b> in mind."
         assert b.page.locator("#transcript b").count() == 0  # escaped, never markup
         b.page.screenshot(path=str(ARTIFACTS / "talk-stored-1280x800.png"), full_page=True)
         b.page.set_viewport_size({"width": 390, "height": 844})

@@ -18,7 +18,7 @@ def test_deleting_a_live_conversation_in_another_tab_ends_it_there_without_recon
         b = open_browser(url, silent_wav(tmp_path / "quiet.wav"))
         b.login()
         b.start()
-        b.page.fill("#text-input", "Remember the word apricot")
+        b.page.fill("#text-input", "Keep the word apricot in mind")
         b.page.press("#text-input", "Enter")
         b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=You wrote', timeout=20_000)
         deleted = b.page.evaluate("window.voiceApp.conversationId")

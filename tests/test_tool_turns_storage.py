@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,23 @@ def test_the_history_page_shows_a_tool_call_in_plain_words_escaped(client, user)
     assert "Found &lt;img" in body and HOSTILE not in body
     assert "(interrupted: the conversation stopped while it ran)" in body
     assert "(no result was stored)" in body
+
+
+def test_the_talk_page_shows_a_stored_conversations_tool_calls_in_place_as_tool_lines_escaped(client, user):
+    conversation = stored(user, [
+        ("user", "Recall it"),
+        {"role": "tool", "tool_name": "\"><b>x</b>", "tool_call_id": "call_1", "tool_summary": "Found " + HOSTILE},
+        {"role": "tool", "tool_name": "current_time", "tool_call_id": "call_2", "status": "cancelled",
+         "tool_summary": "Cancelled."},
+        ("assistant", "Here it is."),
+    ])
+    client.force_login(user)
+    body = client.get(f"/?conversation={conversation.pk}").content.decode()
+    assert HOSTILE not in body and "<b>x</b>" not in body and "Found &lt;img" in body
+    roles = re.findall(r'data-role="(\w+)" data-item-id="(\w+)"', body)
+    assert roles == [("user", "item_0"), ("tool", "item_1"), ("tool", "item_2"), ("assistant", "item_3")]
+    assert 'data-state="completed"' in body and 'data-state="cancelled"' in body
+    assert "Cancelled: you went on before it finished." in body
 
 
 def test_a_conversation_with_tool_calls_exports_them_valid_against_the_schema_and_imports_them_back(client, user):

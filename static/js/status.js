@@ -13,6 +13,7 @@ function defaultText() {
     "listening-ptt": gettext("Ready: hold the Talk button, or the Space bar, while you speak."),
     "user-speaking": gettext("Hearing you…"),
     thinking: gettext("Thinking…"),
+    working: gettext("Working: the assistant is looking something up…"),
     "assistant-speaking": gettext("Assistant is speaking. Speak to interrupt."),
     "assistant-speaking-ptt": gettext("Assistant is speaking. Hold the Talk button to interrupt."),
     "mic-blocked": gettext("The microphone is blocked. Allow it with the icon at the left of the address bar (or in the browser's site settings), then press Start again."),

@@ -10,6 +10,7 @@ import { audioSupport, browserAudioFeatures } from "./conversation/capability.js
 import { ConversationClient } from "./conversation/client.js";
 import { gateDelay, limitRefusal, outcomeAfterClose, refusalText, startGate } from "./conversation/limit-refusal.js";
 import { recordingAfter } from "./conversation/recording.js";
+import { statusAfterSpeaking, statusAfterTool } from "./conversation/tool-status.js";
 import { isHigh, meterRows } from "./conversation/usage-meter.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
@@ -51,7 +52,7 @@ const app = {
   dropSocket: () => session?.client?.dropSocket(),
   /** The microphone in use, as the browser applied it ({deviceId, echoCancellation, ...}; {} when none). */
   microphoneSettings: () => session?.capture?.trackSettings ?? {},
-  /** The current conversation's bubbles as {itemId, role, text}. */
+  /** The current conversation's bubbles as {itemId, role, text}, and tool lines with role "tool" (plus name, state). */
   transcriptItems: () => transcript.items(),
   /** The last limit refusal ({limit, message, resetsAt}) and until when Start waits for it (or null). */
   limit: null,
@@ -227,8 +228,8 @@ function onPlayback(s, detail) {
   if (session !== s) return;
   assistantVoice.dataset.active = String(Boolean(detail.active));
   if (!s.ready || !detail.changed) return;
-  if (detail.active && (status.state === "thinking" || status.state === "listening")) status.set("assistant-speaking");
-  else if (!detail.active && status.state === "assistant-speaking") status.set("listening");
+  if (detail.active && ["thinking", "listening", "working"].includes(status.state)) status.set("assistant-speaking");
+  else if (!detail.active && status.state === "assistant-speaking") status.set(statusAfterSpeaking(transcript.toolsRunning()));
 }
 
 /** Barge-in: silence the assistant now, then tell the server how much of its item was heard. */
@@ -506,6 +507,13 @@ function onMessage(s, msg) {
       // A response without audio never moves the status to speaking, so return to listening here.
       if (status.state === "thinking" && !s.player.status.active) status.set("listening");
       break;
+    case "tool_started":
+    case "tool_finished": {
+      // The transcript shows which tool and what it found; the status says the assistant is busy meanwhile.
+      const next = statusAfterTool(status.state, msg, transcript.toolsRunning());
+      if (next !== status.state) status.set(next);
+      break;
+    }
     case "limit_warning":
       showNotice(msg.message); // the server's plain words: which limit, and when it resets
       break;

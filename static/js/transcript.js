@@ -6,7 +6,8 @@
  */
 import { gettext } from "./i18n.js";
 import {
-  emptyTranscript, itemEntry, noTranscriptText, reduce, separate, transcriptFailedText, transcriptOf,
+  emptyTranscript, itemEntry, noTranscriptText, reduce, separate, toolEntry, toolsRunning, transcriptFailedText,
+  transcriptOf,
 } from "./conversation/transcript-model.js";
 
 /** The label above a bubble, in the page's language. */
@@ -16,11 +17,20 @@ function label(role) {
   return role;
 }
 
-/** Reads the server-rendered bubbles of a stored conversation into entries, adopting their elements. */
+/** Reads the server-rendered bubbles and tool lines of a stored conversation into entries, adopting their elements. */
 function readStored(container, elements) {
   const entries = [];
   for (const node of container.children) {
-    if (node.matches(".bubble[data-item-id]")) {
+    if (node.matches(".tool-line[data-item-id]")) {
+      const entry = toolEntry(node.dataset.itemId, {
+        text: node.querySelector(".text")?.textContent ?? "",
+        done: true,
+        name: node.dataset.toolName ?? "",
+        toolState: node.dataset.state || "completed",
+      });
+      entries.push(entry);
+      elements.set(entry.key, node);
+    } else if (node.matches(".bubble[data-item-id]")) {
       const entry = itemEntry(node.dataset.role, node.dataset.itemId, {
         text: node.querySelector(".text")?.textContent ?? "",
         done: true,
@@ -55,11 +65,21 @@ export class Transcript {
     this.set(separate(this.model, text));
   }
 
-  /** The current conversation's bubbles as {itemId, role, text}: a test and debugging aid. */
+  /**
+   * The current conversation's bubbles as {itemId, role, text}, and its tool lines as {itemId, role: "tool",
+   * text, name, state}: a test and debugging aid.
+   */
   items() {
     return this.model.entries.slice(this.model.start)
       .filter((e) => e.kind === "item")
-      .map((e) => ({ itemId: e.key, role: e.role, text: e.text }));
+      .map((e) => (e.role === "tool"
+        ? { itemId: e.key, role: e.role, text: e.text, name: e.name, state: e.toolState }
+        : { itemId: e.key, role: e.role, text: e.text }));
+  }
+
+  /** Whether a tool the assistant called is still running. */
+  toolsRunning() {
+    return toolsRunning(this.model);
   }
 
   set(model) {
@@ -107,8 +127,46 @@ export class Transcript {
   }
 }
 
-/** Makes `element` show `entry`: a bubble, a quiet note or a divider. */
+/** The note under a tool line that did not give the assistant a result. */
+function toolNote(state) {
+  if (state === "failed") return gettext("(it did not work; the assistant was told why)");
+  return "";
+}
+
+/**
+ * Makes `element` show a tool line: a small line with an icon (styled by its state), not a bubble.
+ * Its words come from the tool and the model, so they go in as textContent only.
+ */
+function fillTool(element, entry) {
+  element.className = "tool-line";
+  element.classList.toggle("done", entry.done);
+  element.dataset.role = "tool";
+  element.dataset.itemId = entry.key;
+  element.dataset.state = entry.toolState;
+  element.dataset.toolName = entry.name;
+  const icon = document.createElement("span");
+  icon.className = "tool-icon";
+  icon.setAttribute("aria-hidden", "true");
+  const text = document.createElement("span");
+  text.className = "text";
+  text.textContent = entry.text;
+  const parts = [icon, text];
+  const words = toolNote(entry.toolState);
+  if (words) {
+    const note = document.createElement("span");
+    note.className = "note";
+    note.textContent = words;
+    parts.push(note);
+  }
+  element.replaceChildren(...parts);
+}
+
+/** Makes `element` show `entry`: a bubble, a tool line, a quiet note or a divider. */
 function fill(element, entry) {
+  if (entry.kind === "item" && entry.role === "tool") {
+    fillTool(element, entry);
+    return;
+  }
   if (entry.kind === "divider") {
     element.className = "divider";
     element.textContent = entry.text;

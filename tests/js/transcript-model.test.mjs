@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import {
-  currentItems, emptyTranscript, itemEntry, reduce, separate, transcriptOf,
+  currentItems, emptyTranscript, itemEntry, reduce, separate, toolsRunning, transcriptOf,
 } from "../../static/js/conversation/transcript-model.js";
 
 const run = (model, ...messages) => messages.reduce(reduce, model);
@@ -48,13 +48,105 @@ test("history after a resume replaces the bubbles without duplicating any", () =
   assert.equal(currentItems(again).length, 2);
 });
 
-test("tool calls in the history are not drawn as bubbles", () => {
+test("tool calls in the history are finished tool lines in their place", () => {
   const model = reduce(emptyTranscript(), { type: "history", items: [
     { item_id: "u1", role: "user", text: "What time is it?", interrupted: false, status: "" },
     { item_id: "fc1", role: "tool", text: "It is 14:05.", interrupted: false, status: "", call_id: "c1", name: "current_time" },
+    { item_id: "fc2", role: "tool", text: "The tool broke.", interrupted: false, status: "failed", call_id: "c2", name: "lookup" },
+    { item_id: "fc3", role: "tool", text: "Cancelled.", interrupted: false, status: "cancelled", call_id: "c3", name: "recall" },
+    { item_id: "fc4", role: "tool", text: "Interrupted: the conversation ended while this ran.", interrupted: false,
+      status: "interrupted", call_id: "c4", name: "recall" },
     { item_id: "a1", role: "assistant", text: "It is five past two.", interrupted: false, status: "" },
   ] });
-  assert.deepEqual(texts(model), ["user:What time is it?", "assistant:It is five past two."]);
+  assert.deepEqual(texts(model), [
+    "user:What time is it?", "tool:It is 14:05.", "tool:The tool broke.",
+    "tool:Cancelled: you went on before it finished.", "tool:Interrupted: the conversation stopped while it ran.",
+    "assistant:It is five past two.",
+  ]);
+  assert.deepEqual(currentItems(model).filter((e) => e.role === "tool").map((e) => [e.toolState, e.name, e.done]), [
+    ["completed", "current_time", true], ["failed", "lookup", true], ["cancelled", "recall", true],
+    ["interrupted", "recall", true],
+  ]);
+  assert.equal(toolsRunning(model), false);
+});
+
+test("a tool still running when the history was taken stays running until its tool_finished", () => {
+  const history = { type: "history", items: [
+    { item_id: "u1", role: "user", text: "Remember the boat?", interrupted: false, status: "" },
+    { item_id: "fc1", role: "tool", text: "", interrupted: false, status: "", call_id: "c1", name: "recall" },
+  ] };
+  const model = reduce(emptyTranscript(), history);
+  assert.deepEqual(currentItems(model).map((e) => [e.role, e.toolState ?? "", e.text]),
+    [["user", "", "Remember the boat?"], ["tool", "running", "Working on it…"]]);
+  assert.equal(toolsRunning(model), true);
+  const done = reduce(model, { type: "tool_finished", item_id: "fc1", call_id: "c1", name: "recall", ok: true,
+    status: "completed", summary: "Found 1 earlier conversation mentioning “boat”." });
+  assert.deepEqual(texts(done), ["user:Remember the boat?", "tool:Found 1 earlier conversation mentioning “boat”."]);
+  assert.equal(toolsRunning(done), false);
+});
+
+const aLookup = [
+  { type: "user_item", item_id: "u1" },
+  { type: "transcript_done", role: "user", item_id: "u1", text: "What did I tell you about my boat?" },
+  { type: "response_done", response_id: "r1", status: "completed" },
+  { type: "tool_started", item_id: "fc1", call_id: "c1", name: "recall", text: "Looking through your past conversations…" },
+];
+
+test("tool_started adds a running tool line after what was said, in the server's order", () => {
+  const model = run(emptyTranscript(), ...aLookup);
+  assert.deepEqual(texts(model), ["user:What did I tell you about my boat?", "tool:Looking through your past conversations…"]);
+  const [, line] = currentItems(model);
+  assert.deepEqual([line.toolState, line.name, line.callId, line.done], ["running", "recall", "c1", false]);
+  assert.equal(toolsRunning(model), true);
+  // A working text the server left out still says something.
+  const bare = reduce(emptyTranscript(), { type: "tool_started", item_id: "fc9", call_id: "c9", name: "x" });
+  assert.deepEqual(texts(bare), ["tool:Working on it…"]);
+});
+
+test("tool_finished shows what the tool found, then the reply comes below it", () => {
+  const model = run(emptyTranscript(), ...aLookup,
+    { type: "tool_finished", item_id: "fc1", call_id: "c1", name: "recall", ok: true, status: "completed",
+      summary: "Found 1 earlier conversation mentioning “boat”." },
+    { type: "assistant_item", item_id: "a1", response_id: "r2" },
+    { type: "transcript_done", role: "assistant", item_id: "a1", text: "On 2026-11-20 you said: my boat is called Seabird." });
+  assert.deepEqual(texts(model), [
+    "user:What did I tell you about my boat?", "tool:Found 1 earlier conversation mentioning “boat”.",
+    "assistant:On 2026-11-20 you said: my boat is called Seabird.",
+  ]);
+  assert.equal(currentItems(model)[1].toolState, "completed");
+  assert.equal(toolsRunning(model), false);
+});
+
+test("a tool that failed, was cancelled or was interrupted says so in the page's words", () => {
+  const finish = (fields) => run(emptyTranscript(), ...aLookup, { type: "tool_finished", item_id: "fc1", call_id: "c1",
+    name: "recall", ...fields });
+  const line = (model) => currentItems(model)[1];
+  const failed = line(finish({ ok: false, status: "completed", summary: "The tool recall failed." }));
+  assert.deepEqual([failed.toolState, failed.text], ["failed", "The tool recall failed."]);
+  assert.equal(line(finish({ ok: false, status: "completed", summary: "" })).text, "The tool did not work.");
+  const cancelled = line(finish({ ok: false, status: "cancelled", summary: "Cancelled." }));
+  assert.deepEqual([cancelled.toolState, cancelled.text], ["cancelled", "Cancelled: you went on before it finished."]);
+  const interrupted = line(finish({ ok: false, status: "interrupted", summary: "Interrupted." }));
+  assert.deepEqual([interrupted.toolState, interrupted.text],
+    ["interrupted", "Interrupted: the conversation stopped while it ran."]);
+  // A status the page does not know is not taken for success.
+  assert.equal(line(finish({ ok: false, status: "exploded", summary: "?" })).toolState, "failed");
+});
+
+test("tool messages without an item id, or naming a bubble, change nothing", () => {
+  const model = run(emptyTranscript(), ...aTurn);
+  assert.equal(reduce(model, { type: "tool_started", call_id: "c1", name: "recall", text: "…" }), model);
+  assert.equal(reduce(model, { type: "tool_finished", call_id: "c1", ok: true, status: "completed" }), model);
+  const same = reduce(model, { type: "tool_finished", item_id: "u1", ok: true, status: "completed", summary: "x" });
+  assert.deepEqual(texts(same), texts(model));
+});
+
+test("a finished tool line is not set running again by a late tool_started", () => {
+  const done = run(emptyTranscript(), ...aLookup,
+    { type: "tool_finished", item_id: "fc1", call_id: "c1", name: "recall", ok: true, status: "completed", summary: "Found it." });
+  const again = reduce(done, aLookup[3]);
+  assert.equal(currentItems(again)[1].text, "Found it.");
+  assert.equal(toolsRunning(again), false);
 });
 
 test("history keeps the earlier conversations above the divider", () => {

@@ -68,7 +68,7 @@ function indexOf(model, key) {
 function upsert(model, role, key, change) {
   const i = indexOf(model, key);
   const entries = [...model.entries];
-  if (i < 0) entries.push(change(itemEntry(role, key)));
+  if (i < 0) entries.push(change(role === "tool" ? toolEntry(key) : itemEntry(role, key)));
   else entries[i] = change(entries[i]);
   return { ...model, entries };
 }
@@ -79,8 +79,47 @@ export function addNote(model, text) {
   return { ...model, entries: [...model.entries, { kind: "note", key: `note-${seq}`, text }], seq };
 }
 
+/** What the page says while a tool runs when the server gave no words of its own. */
+export const workingText = () => gettext("Working on it…");
+
+/** The states of a tool line: running, then how it ended. */
+const TOOL_ENDINGS = new Set(["completed", "failed", "cancelled", "interrupted"]);
+
+/**
+ * The words a tool line shows once it ended: what it found (`summary`, from the tool: shown as text only),
+ * or what stopped it in the page's own words (the server's words for those are not translated).
+ */
+export function toolText(state, summary = "") {
+  if (state === "cancelled") return gettext("Cancelled: you went on before it finished.");
+  if (state === "interrupted") return gettext("Interrupted: the conversation stopped while it ran.");
+  if (summary) return summary;
+  return state === "failed" ? gettext("The tool did not work.") : gettext("Done.");
+}
+
+/** A tool line's state from a `tool_finished` message: its status, with a completed call that failed as "failed". */
+function finishedState(msg) {
+  if (msg.status === "completed" || !TOOL_ENDINGS.has(msg.status)) return msg.ok === true ? "completed" : "failed";
+  return msg.status;
+}
+
+/** A tool line (role "tool"): a function call the assistant made, its working text, then what it found. */
+export function toolEntry(itemId, fields = {}) {
+  return itemEntry("tool", itemId, { name: "", callId: "", toolState: "running", working: "", ...fields });
+}
+
+/** The entry a `history` tool item becomes; one with neither status nor summary is still running on the server. */
+function historyToolEntry(item) {
+  const fields = { name: String(item.name ?? ""), callId: String(item.call_id ?? "") };
+  if (!item.status && !item.text) {
+    return toolEntry(item.item_id, { ...fields, text: workingText(), working: workingText() });
+  }
+  const state = TOOL_ENDINGS.has(item.status) ? item.status : item.status ? "failed" : "completed";
+  return toolEntry(item.item_id, { ...fields, toolState: state, text: toolText(state, String(item.text ?? "")), done: true });
+}
+
 /** The entry a `history` item becomes: everything the server stored, finished. */
 function historyEntry(item) {
+  if (item.role === "tool") return historyToolEntry(item);
   // The server stores a user turn it could not transcribe as "transcription_failed" (older builds said "failed").
   const failedTranscript = item.role === "user" && (item.status === "transcription_failed" || item.status === "failed");
   return itemEntry(item.role, item.item_id, {
@@ -97,8 +136,7 @@ export function reduce(model, msg) {
   switch (msg?.type) {
     case "history": {
       // The server's list is the truth: replace the current conversation's entries, so a resume never duplicates.
-      // Tool calls (role "tool") are not bubbles: until the page draws tool lines of its own, they are left out.
-      const items = Array.isArray(msg.items) ? msg.items.filter((item) => item && item.item_id && item.role !== "tool") : [];
+      const items = Array.isArray(msg.items) ? msg.items.filter((item) => item && item.item_id) : [];
       const seen = new Set();
       const fresh = [];
       for (const item of items) {
@@ -134,6 +172,23 @@ export function reduce(model, msg) {
       if (!msg.item_id) return addNote(model, problem);
       return upsert(model, "assistant", msg.item_id, (e) => ({ ...e, problem }));
     }
+    case "tool_started":
+      if (!msg.item_id) return model;
+      return upsert(model, "tool", msg.item_id, (e) => {
+        if (e.role !== "tool" || e.done) return e; // A line that already ended (e.g. from a resumed history) stays so.
+        const working = typeof msg.text === "string" && msg.text ? msg.text : workingText();
+        return { ...e, name: String(msg.name ?? ""), callId: String(msg.call_id ?? ""), toolState: "running", working, text: working };
+      });
+    case "tool_finished":
+      if (!msg.item_id) return model;
+      return upsert(model, "tool", msg.item_id, (e) => {
+        if (e.role !== "tool") return e;
+        const toolState = finishedState(msg);
+        return {
+          ...e, name: String(msg.name ?? e.name), callId: String(msg.call_id ?? e.callId), toolState, done: true,
+          text: toolText(toolState, typeof msg.summary === "string" ? msg.summary : ""),
+        };
+      });
     case "note": {
       const text = msg.message || noteText(msg.code);
       return text ? addNote(model, text) : model;
@@ -141,6 +196,11 @@ export function reduce(model, msg) {
     default:
       return model;
   }
+}
+
+/** Whether a tool line of the current conversation is still running. */
+export function toolsRunning(model) {
+  return currentItems(model).some((e) => e.role === "tool" && e.toolState === "running");
 }
 
 /** The current conversation's item entries, in order (what a test or a resume compares). */
