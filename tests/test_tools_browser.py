@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from conversations.models import Turn
 
-from .browser_fixtures import serve, silent_wav
+from .browser_fixtures import db, serve, silent_wav
 from .browser_support import ARTIFACTS, browser_available, simulator_thread
 from .history import stored
 
@@ -30,22 +30,6 @@ WATCH_TOOL_LINES = """() => {
     }
   }).observe(document.getElementById("transcript"), { childList: true, subtree: true, characterData: true });
 }"""
-
-
-def db(query):
-    """Run a database query off this thread: Playwright's sync API keeps an event loop running here."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    def run():
-        try:
-            return query()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(run).result()
 
 
 def roles(b) -> list[str]:
