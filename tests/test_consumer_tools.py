@@ -79,6 +79,23 @@ async def test_a_tool_call_round_trip_runs_the_tool_answers_from_it_and_is_store
     assert json.loads(call.tool_output)["time_zone"] == "Europe/Berlin" and call.tool_summary and not call.text
 
 
+async def test_a_spanish_browser_sees_what_a_tool_does_in_spanish(dialect, use_simulator, cookie):
+    from voiceapp.asgi import application
+    from channels.testing import WebsocketCommunicator
+
+    from .relay import ORIGIN
+
+    comm = WebsocketCommunicator(application, "/ws/talk/?tz=Europe/Madrid", headers=[
+        (b"origin", ORIGIN), (b"host", b"localhost"), (b"cookie", cookie), (b"accept-language", b"es-ES,es;q=0.9")])
+    await comm.connect()
+    seen = await collect(comm, Transcript(), lambda s: bool(s.of_type("ready")))
+    seen = await say(comm, seen, "What time is it?", answered)
+    await comm.disconnect()
+    assert [m["text"] for m in seen.of_type("tool_started")] == ["Consultando la hora…"]
+    assert seen.of_type("tool_finished")[0]["summary"].startswith("Hora consultada: ")
+    assert "(Europe/Madrid)" in seen.of_type("tool_finished")[0]["summary"]
+
+
 async def test_a_continued_conversation_gives_the_model_its_stored_calls_again(dialect, use_simulator, cookie):
     comm = communicator(cookie)
     await comm.connect()

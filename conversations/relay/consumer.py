@@ -5,8 +5,6 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import re
-import zoneinfo
 from importlib import import_module
 from time import monotonic
 from typing import Any
@@ -35,6 +33,7 @@ from .failures import (
     Failure,
 )
 from .flood import MAX_FRAME_COST_BYTES, MIN_FRAME_COST_BYTES, FloodLimits
+from .locale import browser_locale
 from .opening import ConversationNotFound, open_conversation
 from .quota import LimitReached
 
@@ -52,23 +51,6 @@ FLOODED = Failure(
     "conversation. It is saved in your history.",
     CLOSE_POLICY,
 )
-
-
-# An IANA zone name as browsers give it ("America/Argentina/Buenos_Aires", "Etc/GMT+5"): checked before zoneinfo
-# looks it up, so no path, NUL or huge value reaches the file system.
-_TIME_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}")
-
-
-def time_zone_from(value: str) -> str:
-    """The browser's time zone if it is one this server knows, else the site's (settings.TIME_ZONE)."""
-    if value and len(value) <= 64 and _TIME_ZONE_NAME.fullmatch(value):
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (ValueError, KeyError, OSError):  # unknown (ZoneInfoNotFoundError is a KeyError), or a folder
-            pass
-        else:
-            return value
-    return settings.TIME_ZONE or "UTC"
 
 
 def flood_limits_from_settings() -> FloodLimits:
@@ -128,9 +110,9 @@ class TalkConsumer(AsyncWebsocketConsumer):
         query = parse_qs(self.scope.get("query_string", b"").decode("latin-1"))
         wanted = (query.get("conversation") or [""])[0][:64]
         returning = (query.get("resume") or [""])[0] == "1"  # the page reconnecting by itself after a drop
-        time_zone = time_zone_from((query.get("tz") or [""])[0])
+        locale = browser_locale(self.scope, (query.get("tz") or [""])[0])
         try:
-            live, mode = await open_conversation(user, wanted or None, returning=returning, time_zone=time_zone)
+            live, mode = await open_conversation(user, wanted or None, returning=returning, locale=locale)
         except ConversationNotFound:
             await self.close(code=CLOSE_NOT_FOUND)
             return

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
+from django.utils import translation
 
 from .. import selectors, services
 from ..journal import Journal, close_timeout
@@ -59,6 +60,7 @@ from .failures import (
     Failure,
     upstream_failure,
 )
+from .locale import BrowserLocale
 from .registry import LiveRegistry
 from .state import RelayCore, SessionFacts
 
@@ -147,12 +149,13 @@ class LiveConversation:
         quota: Any = None,
         slot: Any = None,
         tools: ToolRegistry | None = None,
-        time_zone: str = "UTC",
+        locale: BrowserLocale = BrowserLocale(),
     ) -> None:
         self.conversation_id = str(conversation_id)
-        # The tools the core declared (None: none), the time zone they answer in, and the calls running now.
+        # The tools the core declared (None: none), the user's time zone and language they answer in, and the
+        # calls running now.
         self.tools = tools
-        self.time_zone = time_zone
+        self.locale = locale
         self._tool_tasks: dict[str, asyncio.Task[None]] = {}
         # Results that came while no session could take them (switching sessions): given to the next one.
         self._tool_results: list[tuple[str, ToolResult]] = []
@@ -775,11 +778,15 @@ class LiveConversation:
         self._tool_tasks[run.call_id] = task
 
     async def _run_tool(self, run: RunTool) -> None:
-        context = ToolContext(user_id=self.owner_id, conversation_id=self.conversation_id, time_zone=self.time_zone)
+        context = ToolContext(user_id=self.owner_id, conversation_id=self.conversation_id,
+                              time_zone=self.locale.time_zone)
         try:
             if self.tools is None:
                 raise LookupError("no tools in this conversation")
-            result = await self.tools.run(run.name, run.arguments, context)
+            # The summary the page shows is written in the user's language (the registry takes this task's
+            # context, and so its language, into the tool's thread too).
+            with translation.override(self.locale.language):
+                result = await self.tools.run(run.name, run.arguments, context)
         except asyncio.CancelledError:
             raise
         except Exception:  # noqa: BLE001 - the registry never raises, but a broken tool must not end the conversation

@@ -9,6 +9,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
+from django.utils import translation
 
 from .. import live, live_registry, selectors, services
 from ..journal import Journal
@@ -18,6 +19,7 @@ from ..tools import ToolRegistry
 from ..tools.selectors import tools_for_user
 from ..upstream import resolve_target, token_provider_for
 from .admission import DeploymentSlot, admit_deployment
+from .locale import BrowserLocale
 from .conversation import LiveConversation, Timing, load_preferences
 from .quota import ConversationQuota, admit
 from .registry import live_conversations
@@ -33,7 +35,6 @@ TAKEOVER_ASK_EVERY_S = 1.0
 class ConversationNotFound(Exception):
     """No such conversation, or not the user's."""
 
-
 def timing_from_settings() -> Timing:
     """The relay's timings, read at call time so tests can shorten them."""
     return Timing(
@@ -46,29 +47,27 @@ def timing_from_settings() -> Timing:
         rollover_deadline_s=min(settings.RELAY_ROLLOVER_MARGIN_SECONDS, 10.0),
     )
 
-
 async def open_conversation(user: Any, conversation_id: str | None, *, returning: bool = False,
-                            time_zone: str = "UTC") -> tuple[LiveConversation, str]:
+                            locale: BrowserLocale = BrowserLocale()) -> tuple[LiveConversation, str]:
     """Return the conversation this socket serves and how it arrived: new, resumed or continued.
 
     `returning` says the browser was in this conversation a moment ago and reconnects by itself (rather than
     the user continuing it from the history page): a continuation then answers a turn left unanswered.
-    `time_zone` (checked already) is the browser's, which tools answer in.
+    `locale` (checked already) is the browser's: the time zone tools answer in, the language they speak.
     """
     if conversation_id:
         live = live_conversations.get(conversation_id)
         if live is not None:
             if live.owner_id != user.pk:
                 raise ConversationNotFound(conversation_id)
-            live.time_zone = time_zone  # the browser now attached is the one asking
+            live.locale = locale  # the browser now attached is the one asking
             return live, "resumed"
         ending = live_conversations.ending(conversation_id)
         if ending is not None and ending.owner_id == user.pk:
             # Storing its last writes here: the continuation reads what it stored, so it waits for that.
             await ending.wait_ended()
-        return await _continue(user, conversation_id, returning=returning, time_zone=time_zone), "continued"
-    return await _start(user, time_zone=time_zone), "new"
-
+        return await _continue(user, conversation_id, returning=returning, locale=locale), "continued"
+    return await _start(user, locale=locale), "new"
 
 async def load_tools(user: Any) -> ToolRegistry:
     """The tools this user's conversation may call, read once per connection (never per event)."""
@@ -78,14 +77,13 @@ async def load_tools(user: Any) -> ToolRegistry:
         logger.exception("Could not load the tools for user %s; the conversation goes on without them", user.pk)
         return ToolRegistry()
 
+def _tool_setup(registry: ToolRegistry, language: str) -> dict[str, Any]:
+    """The core's part of the tools: their declarations, and what the page shows while each runs (in `language`)."""
+    with translation.override(language):
+        texts = {name: registry.working_text(name) for name in registry.names()}
+    return {"tools": registry.declarations(), "tool_texts": texts}
 
-def _tool_setup(registry: ToolRegistry) -> dict[str, Any]:
-    """The core's part of the tools: their declarations, and what the page shows while each runs."""
-    return {"tools": registry.declarations(),
-            "tool_texts": {name: registry.working_text(name) for name in registry.names()}}
-
-
-async def _start(user: Any, *, time_zone: str = "UTC") -> LiveConversation:
+async def _start(user: Any, *, locale: BrowserLocale = BrowserLocale()) -> LiveConversation:
     target = await resolve_target()
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
@@ -105,13 +103,12 @@ async def _start(user: Any, *, time_zone: str = "UTC") -> LiveConversation:
         raise
     tools = await load_tools(user)
     core = RelayCore(dialect=target.dialect, config=config, staff=user.is_staff,
-                     seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools))
+                     seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools, locale.language))
     return _launch(conversation.pk, user, target, core, fresh=True, record=prefs.record, quota=quota, slot=slot,
-                   tools=tools, time_zone=time_zone)
-
+                   tools=tools, locale=locale)
 
 async def _continue(user: Any, conversation_id: str, *, returning: bool = False,
-                    time_zone: str = "UTC") -> LiveConversation:
+                    locale: BrowserLocale = BrowserLocale()) -> LiveConversation:
     stored = await database_sync_to_async(selectors.conversation_for_relay)(user=user, conversation_id=conversation_id)
     if stored is None:
         raise ConversationNotFound(conversation_id)
@@ -125,12 +122,11 @@ async def _continue(user: Any, conversation_id: str, *, returning: bool = False,
         await slot.close()
         raise
     try:
-        return await _resume(user, stored, target, quota, slot, returning=returning, time_zone=time_zone)
+        return await _resume(user, stored, target, quota, slot, returning=returning, locale=locale)
     except BaseException:
         await quota.close()
         await slot.close()
         raise
-
 
 async def _held_elsewhere(conversation_id: Any) -> bool:
     """Whether another worker lists the conversation as live (a browser that left it there came back here)."""
@@ -140,7 +136,6 @@ async def _held_elsewhere(conversation_id: Any) -> bool:
     except Exception:  # noqa: BLE001 - Redis away: nobody can be asked anyway
         return False
     return any(e.conversation_id == str(conversation_id) and e.worker != mine for e in entries)
-
 
 async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
     """Ask the worker holding the conversation to store it and let go, then read it again (with every turn).
@@ -169,14 +164,13 @@ async def _after_holder_lets_go(user: Any, stored: Any) -> Any:
                    "stored", stored.id, TAKEOVER_WAIT_S)
     return stored
 
-
 async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota, slot: DeploymentSlot, *,
-                  returning: bool = False, time_zone: str = "UTC") -> LiveConversation:
+                  returning: bool = False, locale: BrowserLocale = BrowserLocale()) -> LiveConversation:
     prefs = await load_preferences(user.pk)
     config = options.build_session_config(prefs, target.dialect)
     tools = await load_tools(user)
     core = RelayCore.resume(stored.turns, dialect=target.dialect, config=config, staff=user.is_staff,
-                            seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools))
+                            seed_token_budget=settings.RELAY_SEED_TOKEN_BUDGET, **_tool_setup(tools, locale.language))
     if returning:
         core.answer_unanswered_turn()
     stored_voice = (stored.settings or {}).get("voice")
@@ -189,13 +183,12 @@ async def _resume(user: Any, stored: Any, target: Any, quota: ConversationQuota,
     # New turns go on in the same recording, after what it holds.
     place = await database_sync_to_async(selectors.recording_next_place)(conversation_id=stored.id)
     return _launch(stored.id, user, target, core, fresh=False, record=prefs.record, recording_place=place,
-                   quota=quota, slot=slot, tools=tools, time_zone=time_zone)
-
+                   quota=quota, slot=slot, tools=tools, locale=locale)
 
 def _launch(
     conversation_id: Any, user: Any, target: Any, core: RelayCore, *, fresh: bool, record: bool,
     recording_place: tuple[int, int] = (0, 0), quota: ConversationQuota | None = None,
-    slot: DeploymentSlot | None = None, tools: ToolRegistry | None = None, time_zone: str = "UTC",
+    slot: DeploymentSlot | None = None, tools: ToolRegistry | None = None, locale: BrowserLocale = BrowserLocale(),
 ) -> LiveConversation:
     live = LiveConversation(
         conversation_id=conversation_id,
@@ -213,11 +206,10 @@ def _launch(
         quota=quota,
         slot=slot,
         tools=tools,
-        time_zone=time_zone,
+        locale=locale,
     )
     live.start(record=record)
     return live
-
 
 def chunk_store(conversation_id: Any) -> Store:
     """Store a conversation's recording chunks through the services (called in a recording thread)."""
@@ -231,7 +223,6 @@ def chunk_store(conversation_id: Any) -> Store:
             raise RecordingGone(conversation_id) from None
 
     return store
-
 
 def recorder_factory(conversation_id: Any) -> Any:
     """Make recorders for a conversation, with the chunk and flush lengths from settings."""
