@@ -10,7 +10,7 @@ import { audioSupport, browserAudioFeatures } from "./conversation/capability.js
 import { ConversationClient } from "./conversation/client.js";
 import { gateDelay, limitRefusal, outcomeAfterClose, refusalText, startGate } from "./conversation/limit-refusal.js";
 import { recordingAfter } from "./conversation/recording.js";
-import { statusAfterSpeaking, statusAfterTool } from "./conversation/tool-status.js";
+import { statusAfterSpeaking, statusAfterTool, statusWhenLive } from "./conversation/tool-status.js";
 import { isHigh, meterRows } from "./conversation/usage-meter.js";
 import { Status } from "./status.js";
 import { Transcript } from "./transcript.js";
@@ -319,7 +319,7 @@ function onClientState(s, change) {
       status.element.dataset.attempt = "";
       applyMode();
       setTextEnabled(true);
-      status.set("listening");
+      status.set(statusWhenLive(status.state, transcript.toolsRunning()));
       break;
     case "reconnecting":
       s.ready = false;
@@ -506,6 +506,10 @@ function onMessage(s, msg) {
       s.player.end();
       // A response without audio never moves the status to speaking, so return to listening here.
       if (status.state === "thinking" && !s.player.status.active) status.set("listening");
+      break;
+    case "history":
+      // A conversation taken up again while a tool it called still runs: the status says so.
+      if (s.ready && transcript.toolsRunning()) status.set(statusWhenLive(status.state, true));
       break;
     case "tool_started":
     case "tool_finished": {

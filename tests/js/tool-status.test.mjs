@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { statusAfterSpeaking, statusAfterTool } from "../../static/js/conversation/tool-status.js";
+import { statusAfterSpeaking, statusAfterTool, statusWhenLive } from "../../static/js/conversation/tool-status.js";
 
 const started = { type: "tool_started", item_id: "fc1", call_id: "c1", name: "recall", text: "Looking…" };
 const finished = (status, ok = status === "completed") => ({ type: "tool_finished", item_id: "fc1", call_id: "c1", ok, status });
@@ -30,4 +30,16 @@ test("while another tool still runs, or the status moved on, a tool finishing ch
 test("when the assistant's voice stops, a tool still running keeps the status on working", () => {
   assert.equal(statusAfterSpeaking(true), "working");
   assert.equal(statusAfterSpeaking(false), "listening");
+});
+
+test("a conversation live again says the assistant is working while a tool it called still runs", () => {
+  assert.equal(statusWhenLive("reconnecting", true), "working");
+  assert.equal(statusWhenLive("connecting", true), "working");
+  assert.equal(statusWhenLive("listening", true), "working");
+  assert.equal(statusWhenLive("user-speaking", true), "user-speaking");
+});
+
+test("a conversation live again with no tool running is listening", () => {
+  assert.equal(statusWhenLive("reconnecting", false), "listening");
+  assert.equal(statusWhenLive("connecting", false), "listening");
 });

@@ -25,3 +25,12 @@ export function statusAfterTool(current, msg, stillRunning) {
 export function statusAfterSpeaking(stillRunning) {
   return stillRunning ? "working" : "listening";
 }
+
+/**
+ * The status once the conversation is live again (a new socket, a resumed conversation): working if its
+ * history shows a tool still running on the server, else listening.
+ */
+export function statusWhenLive(current, stillRunning) {
+  if (stillRunning) return QUIET.has(current) || current === "connecting" || current === "reconnecting" ? "working" : current;
+  return "listening";
+}
