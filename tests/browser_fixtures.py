@@ -6,6 +6,7 @@ helpers (`serve`, `silent_wav`, `db`, `Browser`) from here, never from one anoth
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import pytest
 
@@ -63,7 +64,44 @@ def silent_wav(path):
     return path
 
 
-class Browser:
+class TalkPageActions:
+    """What the tests of every browser do on the talk page, through the browser's `page` (Playwright's names)."""
+
+    page: Any
+
+    def url(self, path: str) -> str:
+        """The address `page.goto` takes for a path of the site."""
+        return path
+
+    def login(self, username: str = "ada", password: str = PASSWORD) -> None:
+        """Sign in through the login form and wait for the talk page."""
+        self.page.goto(self.url("/"))
+        self.page.fill("#id_username", username)
+        self.page.fill("#id_password", password)
+        self.submit_login()
+
+    def submit_login(self) -> None:
+        self.page.click("#login-form [type=submit]")
+        self.page.wait_for_function("() => window.voiceApp !== undefined")
+
+    def start(self) -> None:
+        """Press Start and wait until the server says the conversation is ready."""
+        self.page.click("#start")
+        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+
+    def messages(self, kind: str) -> int:
+        """How many messages of a kind the page received."""
+        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
+
+    def hold(self, selector: str) -> None:
+        """Press the mouse on `selector` and keep it down (push-to-talk)."""
+        self.page.hold(selector)
+
+    def release(self) -> None:
+        self.page.release()
+
+
+class Browser(TalkPageActions):
     """One Chromium with a WAV microphone, logged in to the app."""
 
     def __init__(self, base_url: str, wav, *, locale: str = "en-US", viewport=(1280, 800), fake_ui: bool = True,
@@ -81,20 +119,16 @@ class Browser:
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         self.base_url = base_url
 
-    def login(self, username: str = "ada", password: str = PASSWORD) -> None:
-        """Sign in through the login form and wait for the talk page."""
-        self.page.goto(f"{self.base_url}/")
-        self.page.fill("#id_username", username)
-        self.page.fill("#id_password", password)
-        self.page.click("#login-form [type=submit]")
-        self.page.wait_for_function("() => window.voiceApp !== undefined")
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
 
-    def start(self) -> None:
-        self.page.click("#start")
-        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
+    def hold(self, selector: str) -> None:
+        box = self.page.locator(selector).bounding_box()
+        self.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        self.page.mouse.down()
 
-    def messages(self, kind: str) -> int:
-        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
+    def release(self) -> None:
+        self.page.mouse.up()
 
     def close(self) -> None:
         self._browser.close()

@@ -43,3 +43,29 @@ def run_the_pre_flight_check(b: Any) -> tuple[dict[str, str], str]:
         "Object.fromEntries([...document.querySelectorAll('#check-results li[data-check]')]"
         ".map(li => [li.dataset.check, li.dataset.result]))")
     return results, b.page.evaluate("document.getElementById('check-results').innerText")
+
+
+def appends(sim: Any) -> list[dict]:
+    """The audio the page sent upstream, as the simulator received it."""
+    return [e for e in sim.received if e["type"] == "input_audio_buffer.append"]
+
+
+def assert_push_to_talk_sends_audio_only_while_held(b: Any, sim: Any) -> None:
+    """In push-to-talk the speaking microphone reaches the service only while the button is held, as one turn."""
+    assert b.page.is_visible("#ptt")
+    b.page.wait_for_timeout(1500)  # the microphone is hearing speech, but the button is up
+    assert appends(sim) == []
+    b.hold("#ptt")
+    b.page.wait_for_timeout(2000)
+    b.release()
+    wait_until(lambda: [e for e in sim.received if e["type"] == "response.create"])
+    kinds = [e["type"] for e in sim.received if e["type"] != "session.update"]
+    first_append = kinds.index("input_audio_buffer.append")
+    assert "input_audio_buffer.clear" in kinds[:first_append]
+    assert kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
+    held_ms = sum(e["audio"]["bytes"] for e in appends(sim)) / 48
+    assert 1000 < held_ms < 2600  # about the 2 s held; headless audio clocks run a little slow
+    b.page.wait_for_function(
+        "() => window.voiceApp.transcriptItems().some(i => i.role === 'assistant' && i.text.includes('I heard you'))",
+        timeout=20_000)
+    assert b.errors == []

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .browser_fixtures import PASSWORD
+from .browser_fixtures import TalkPageActions
 from .browser_support import ROOT
 
 FIREFOX = "/usr/bin/firefox-esr"
@@ -186,7 +186,7 @@ class FirefoxPage:
         self._call("screenshot", path)
 
 
-class Firefox:
+class Firefox(TalkPageActions):
     """One Firefox ESR with a speaking PulseAudio microphone, driven like tests/browser_fixtures.Browser."""
 
     def __init__(self, base_url: str, wav: Path) -> None:
@@ -207,21 +207,6 @@ class Firefox:
     def errors(self) -> list[str]:
         """What the page reported as errors (uncaught exceptions and console errors)."""
         return self.page._call("errors")
-
-    def login(self, username: str = "ada", password: str = PASSWORD) -> None:
-        self.page.goto("/")
-        self.page.fill("#id_username", username)
-        self.page.fill("#id_password", password)
-        self.page.click("#login-form [type=submit]")
-        self.page.wait_for_function("() => window.voiceApp !== undefined")
-
-
-    def start(self) -> None:
-        self.page.click("#start")
-        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
-
-    def messages(self, kind: str) -> int:
-        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
 
     def close(self) -> None:
         if self._bridge.poll() is None:

@@ -6,18 +6,18 @@ from conversations import services
 from conversations.realtime.options import Preferences
 
 from .browser_fixtures import serve, silent_wav
-from .browser_scenarios import assert_barge_in_truncates_the_reply_at_what_was_played
-from .browser_support import ARTIFACTS, barge_in_wav, browser_available, simulator_thread, speech_wav, wait_until
+from .browser_scenarios import (
+    appends,
+    assert_barge_in_truncates_the_reply_at_what_was_played,
+    assert_push_to_talk_sends_audio_only_while_held,
+)
+from .browser_support import ARTIFACTS, barge_in_wav, browser_available, simulator_thread, speech_wav
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not browser_available(), reason="needs chromium, espeak-ng and sox (bash .ci/run installs them)"),
 ]
-
-def appends(sim) -> list[dict]:
-    return [e for e in sim.received if e["type"] == "input_audio_buffer.append"]
-
 
 def test_push_to_talk_sends_audio_only_while_the_button_is_held(account, open_browser, tmp_path):
     services.preferences_update(user=account, preferences=Preferences(turn_detection="push_to_talk"))
@@ -26,23 +26,7 @@ def test_push_to_talk_sends_audio_only_while_the_button_is_held(account, open_br
         b = open_browser(url, wav)
         b.login()
         b.start()
-        assert b.page.is_visible("#ptt")
-        b.page.wait_for_timeout(1500)  # the microphone is hearing speech, but the button is up
-        assert appends(sim) == []
-
-        box = b.page.locator("#ptt").bounding_box()
-        b.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-        b.page.mouse.down()
-        b.page.wait_for_timeout(2000)
-        b.page.mouse.up()
-        wait_until(lambda: [e for e in sim.received if e["type"] == "response.create"])
-        kinds = [e["type"] for e in sim.received if e["type"] != "session.update"]
-        first_append = kinds.index("input_audio_buffer.append")
-        assert "input_audio_buffer.clear" in kinds[:first_append]
-        assert kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
-        held_ms = sum(e["audio"]["bytes"] for e in appends(sim)) / 48
-        assert 1000 < held_ms < 2600  # about the 2 s held; headless audio clocks run a little slow
-        b.page.wait_for_selector('#transcript .bubble[data-role="assistant"] >> text=I heard you', timeout=20_000)
+        assert_push_to_talk_sends_audio_only_while_held(b, sim)
 
 
 def test_a_typed_message_is_answered_aloud_and_transcribed(account, open_browser, tmp_path):

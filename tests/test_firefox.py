@@ -13,6 +13,7 @@ from conversations.realtime.options import Preferences
 from .browser_fixtures import db, serve, silent_wav
 from .browser_scenarios import (
     assert_barge_in_truncates_the_reply_at_what_was_played,
+    assert_push_to_talk_sends_audio_only_while_held,
     run_the_pre_flight_check,
     wait_for_a_spoken_turn_answered,
 )
@@ -25,10 +26,6 @@ pytestmark = [
     pytest.mark.skipif(not firefox_available(), reason="needs firefox-esr, pulseaudio, espeak-ng, sox and "
                        "tests/firefox's puppeteer-core (bash .ci/run installs them)"),
 ]
-
-
-def appends(sim) -> list[dict]:
-    return [e for e in sim.received if e["type"] == "input_audio_buffer.append"]
 
 
 def test_a_spoken_conversation_in_firefox_is_heard_answered_aloud_shown_and_stored(account, open_firefox, tmp_path):
@@ -68,24 +65,7 @@ def test_push_to_talk_in_firefox_sends_audio_only_while_the_button_is_held(accou
         b = open_firefox(url, wav)
         b.login()
         b.start()
-        assert b.page.is_visible("#ptt")
-        b.page.wait_for_timeout(1500)  # the microphone is hearing speech, but the button is up
-        assert appends(sim) == []
-
-        b.page.hold("#ptt")
-        b.page.wait_for_timeout(2000)
-        b.page.release()
-        wait_until(lambda: [e for e in sim.received if e["type"] == "response.create"])
-        kinds = [e["type"] for e in sim.received if e["type"] != "session.update"]
-        first_append = kinds.index("input_audio_buffer.append")
-        assert "input_audio_buffer.clear" in kinds[:first_append]
-        assert kinds[-2:] == ["input_audio_buffer.commit", "response.create"]
-        held_ms = sum(e["audio"]["bytes"] for e in appends(sim)) / 48
-        assert 1000 < held_ms < 2600  # about the 2 s held
-        b.page.wait_for_function(
-            "() => window.voiceApp.transcriptItems().some(i => i.role === 'assistant' && i.text.includes('I heard you'))",
-            timeout=20_000)
-        assert b.errors == []
+        assert_push_to_talk_sends_audio_only_while_held(b, sim)
 
 
 def test_a_typed_message_in_firefox_is_answered_aloud_and_transcribed(account, open_firefox, tmp_path):

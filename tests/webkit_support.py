@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .browser_fixtures import PASSWORD
+from .browser_fixtures import TalkPageActions
 from .browser_support import ARTIFACTS, free_port
 from .firefox_support import PulseMicrophone
 
@@ -179,7 +179,7 @@ class WebKitPage:
         Path(path).write_bytes(base64.b64decode(self._call("GET", "/screenshot")))
 
 
-class WebKit:
+class WebKit(TalkPageActions):
     """One MiniBrowser (WebKitGTK) on an Xvfb display with a speaking PulseAudio microphone, driven by WebKitWebDriver."""
 
     def __init__(self, base_url: str, wav: Path) -> None:
@@ -229,21 +229,11 @@ class WebKit:
         """What the pages reported as errors since they loaded (uncaught exceptions, rejections, console.error)."""
         return self.page.collected_errors()
 
-    def login(self, username: str = "ada", password: str = PASSWORD) -> None:
-        self.page.goto("/")
-        self.page.fill("#id_username", username)
-        self.page.fill("#id_password", password)
+    def submit_login(self) -> None:
+        # The login page's errors are kept: the page after it starts collecting afresh.
         self.page.errors = self.page.collected_errors()
-        self.page.click("#login-form [type=submit]")
-        self.page.wait_for_function("() => window.voiceApp !== undefined")
+        super().submit_login()
         self.page.collect_errors()
-
-    def start(self) -> None:
-        self.page.click("#start")
-        self.page.wait_for_function("() => window.voiceApp.stats.messages.ready >= 1", timeout=15_000)
-
-    def messages(self, kind: str) -> int:
-        return self.page.evaluate(f"window.voiceApp.stats.messages[{kind!r}] || 0")
 
     def close(self) -> None:
         if self.session_id:
