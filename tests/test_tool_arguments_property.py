@@ -38,7 +38,8 @@ ARGUMENT_TEXT = (
 )
 
 
-def check(result: ToolResult) -> None:
+def assert_a_json_result_within_the_limit(result: ToolResult) -> None:
+    """A result the model can read: JSON within the size limit, an error when not ok, words for the page."""
     assert isinstance(result, ToolResult)
     assert len(result.output) <= LIMIT
     parsed = json.loads(result.output)
@@ -49,13 +50,13 @@ def check(result: ToolResult) -> None:
 @given(arguments=ARGUMENT_TEXT)
 @settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_any_argument_text_gives_a_result_never_an_exception(arguments):
-    check(asyncio.run(REGISTRY.run("order", arguments, CONTEXT)))
+    assert_a_json_result_within_the_limit(asyncio.run(REGISTRY.run("order", arguments, CONTEXT)))
 
 
 @given(name=st.text(max_size=100), arguments=st.text(max_size=20))
 @settings(max_examples=examples(100), deadline=None)
 def test_any_tool_name_gives_a_result_never_an_exception(name, arguments):
-    check(asyncio.run(REGISTRY.run(name, arguments, CONTEXT)))
+    assert_a_json_result_within_the_limit(asyncio.run(REGISTRY.run(name, arguments, CONTEXT)))
 
 
 @given(item=st.text(max_size=400), notes=st.lists(st.text(max_size=100), max_size=5))
@@ -63,7 +64,7 @@ def test_any_tool_name_gives_a_result_never_an_exception(name, arguments):
 def test_any_output_is_cut_to_valid_json_within_the_limit(item, notes):
     arguments = json.dumps({"item": item, "notes": notes})
     result = asyncio.run(REGISTRY.run("order", arguments, CONTEXT))
-    check(result)
+    assert_a_json_result_within_the_limit(result)
     assert result.ok
     value = json.loads(result.output)
     whole = pydantic_core.to_json({"item": item, "count": 1, "size": "small", "notes": notes}).decode()
