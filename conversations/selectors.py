@@ -193,14 +193,15 @@ def conversation_list(
 ) -> QuerySet[Conversation]:
     """The user's conversations with something in them, newest first (best match first when searching).
 
-    Each has `turn_count`, `duration` (None while in progress) and `has_recording`. A search matches
+    Each has `turn_count` (what was said, tool calls left out), `duration` (None while in progress) and `has_recording`. A search matches
     the title, or one line of the transcript containing every word: PostgreSQL full-text search
     (ranked), or a case-insensitive `icontains` on other databases. Dates are days in the current time zone, inclusive.
     """
     conversations = (
         Conversation.objects.filter(user=user)
         .annotate(
-            turn_count=Count("turns"),
+            # What was said: the tools the assistant used are lines of their own, not turns of the talk.
+            turn_count=Count("turns", filter=~Q(turns__role=Turn.Role.TOOL)),
             duration=ExpressionWrapper(F("ended_at") - F("started_at"), output_field=DurationField()),
             has_recording=Exists(RecordingChunk.objects.filter(conversation=OuterRef("pk"))),
         )

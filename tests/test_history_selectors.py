@@ -41,6 +41,12 @@ def test_the_list_is_the_users_own_conversations_newest_first_with_counts_and_du
     assert listed[1].duration == datetime.timedelta(minutes=3)
 
 
+def test_a_tool_the_assistant_used_is_not_counted_as_a_turn(user):
+    stored(user, [("user", "What time is it?"), {"role": "tool", "tool_name": "current_time", "tool_call_id": "call_1"},
+                  ("assistant", "It is noon.")])
+    assert [c.turn_count for c in selectors.conversation_list(user=user)] == [2]
+
+
 def test_a_conversation_that_failed_before_anything_was_said_is_not_listed(user):
     stored(user, [], title="", status=Conversation.Status.FAILED)
     stored(user, [("user", "something")], title="kept", status=Conversation.Status.FAILED)
