@@ -101,6 +101,14 @@ def output_item(call_id: str, output: Any) -> dict[str, Any]:
     }
 
 
+async def answer_with(ws: Any, dialect: str, *outputs: tuple[str, Any]) -> list[dict[str, Any]]:
+    """Give the calls their outputs (call_id, output), ask for the reply, and return its events."""
+    for call_id, output in outputs:
+        await send_valid(ws, dialect, output_item(call_id, output))
+    await send_valid(ws, dialect, {"type": "response.create"})
+    return await recv_until(ws, dialect, "response.done")
+
+
 def calls_of(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The function_call items of a response.done."""
     return [item for item in events[-1]["response"]["output"] if item["type"] == "function_call"]
@@ -176,9 +184,7 @@ async def test_a_recall_round_trip_calls_with_the_salient_words_then_quotes_the_
             e["type"].startswith(("response.output_audio", "response.audio")) for e in events
         )
 
-        await send_valid(ws, dialect, output_item(call_id, RECALL_OUTPUT))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        answer = await recv_until(ws, dialect, "response.done")
+        answer = await answer_with(ws, dialect, (call_id, RECALL_OUTPUT))
         assert (
             spoken_transcript(answer, dialect)
             == "On 2026-11-20 you said: My boat is called Aurora."
@@ -202,9 +208,7 @@ async def test_a_current_time_round_trip_calls_with_no_arguments_then_says_the_t
         events = await ask(ws, dialect, "What time is it?")
         (call,) = calls_of(events)
         assert (call["name"], json.loads(call["arguments"])) == ("current_time", {})
-        await send_valid(ws, dialect, output_item(call["call_id"], TIME_OUTPUT))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        answer = await recv_until(ws, dialect, "response.done")
+        answer = await answer_with(ws, dialect, (call["call_id"], TIME_OUTPUT))
         assert spoken_transcript(answer, dialect) == "It is 14:05 in Europe/Berlin."
 
 
@@ -232,10 +236,7 @@ async def test_a_message_asking_for_both_gets_two_calls_in_one_response_and_one_
         assert indexes == {0, 1}
         assert len({c["call_id"] for c in calls}) == 2
 
-        await send_valid(ws, dialect, output_item(calls[0]["call_id"], TIME_OUTPUT))
-        await send_valid(ws, dialect, output_item(calls[1]["call_id"], RECALL_OUTPUT))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        answer = await recv_until(ws, dialect, "response.done")
+        answer = await answer_with(ws, dialect, (calls[0]["call_id"], TIME_OUTPUT), (calls[1]["call_id"], RECALL_OUTPUT))
         assert spoken_transcript(answer, dialect) == (
             "It is 14:05 in Europe/Berlin. On 2026-11-20 you said: My boat is called Aurora."
         )
@@ -275,17 +276,13 @@ async def test_an_error_output_is_explained_and_an_unknown_shape_is_quoted(
         (call,) = calls_of(await ask(ws, dialect, "Please recall my packing list."))
         assert json.loads(call["arguments"]) == {"query": "packing list"}
         failure = {"error": "The tool recall took longer than 5 seconds."}
-        await send_valid(ws, dialect, output_item(call["call_id"], failure))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        answer = await recv_until(ws, dialect, "response.done")
+        answer = await answer_with(ws, dialect, (call["call_id"], failure))
         assert spoken_transcript(answer, dialect) == (
             "Sorry, the recall tool failed: The tool recall took longer than 5 seconds."
         )
 
         (call,) = calls_of(await ask(ws, dialect, "What time is it now?"))
-        await send_valid(ws, dialect, output_item(call["call_id"], {"epoch": 1795000000}))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        answer = await recv_until(ws, dialect, "response.done")
+        answer = await answer_with(ws, dialect, (call["call_id"], {"epoch": 1795000000}))
         assert (
             spoken_transcript(answer, dialect)
             == 'The current time tool returned: {"epoch": 1795000000}.'
@@ -325,9 +322,7 @@ async def test_tool_choice_none_never_calls_and_required_always_calls_the_first_
         (call,) = calls_of(await ask(ws, dialect, "Hello there, how are you?"))
         assert (call["name"], json.loads(call["arguments"])) == ("recall", {"query": "hello"})
         # Like the service, "required" calls again even after the output: apps set "auto" back.
-        await send_valid(ws, dialect, output_item(call["call_id"], RECALL_OUTPUT))
-        await send_valid(ws, dialect, {"type": "response.create"})
-        again = await recv_until(ws, dialect, "response.done")
+        again = await answer_with(ws, dialect, (call["call_id"], RECALL_OUTPUT))
         assert [c["name"] for c in calls_of(again)] == ["recall"]
 
 

@@ -401,13 +401,13 @@ class RelayCore:
         """Whether now is a good moment to replace the upstream session (between turns)."""
         s = self.session
         return not (
-            self.tools_running()
-            or s.user_speaking
+            s.user_speaking
             or s.response_id is not None
             or s.pending_create
             or s.reply_expected
             or self.ptt_open
             or s.awaiting_transcripts
+            or self.tools_running()  # last: it looks through the conversation's items, the rest are flags
         )
 
     def history(self) -> dict[str, Any]:
